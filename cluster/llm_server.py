@@ -1,0 +1,160 @@
+"""The LLM server: one vLLM ``AsyncLLM`` per Ray Serve replica.
+
+The class is a plain Python class; :mod:`quorum.cluster.deployments` turns it
+into a Serve deployment with options computed from the config. The engine loads
+in a background thread so the replica answers ``status()`` (and the gateway's
+health service reports NOT_SERVING) while weights load.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from opentelemetry.trace import Status, StatusCode
+from vllm.inputs import TokensPrompt
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from .config import ModelConfig, TelemetryConfig
+from .engine import choice_deltas, engine_args, sampling_params
+from .errors import EngineUnavailable, InvalidArgument
+from .models import resolve_source
+from .telemetry import extract_context, setup_tracing, tracer
+from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, SamplingOptions, Usage
+from .validation import check_context
+
+logger = logging.getLogger(__name__)
+
+
+class LLMServer:
+    """Serves one model: tokenizes, checks the context, runs the engine, streams chunks."""
+
+    def __init__(
+        self, model: ModelConfig, model_cache_dir: str, telemetry: TelemetryConfig, default_max_tokens: int
+    ) -> None:
+        self._model = model
+        self._cache_dir = model_cache_dir
+        self._default_max_tokens = default_max_tokens
+        self._engine: AsyncLLM | None = None
+        self._tokenizer: Any = None
+        self._state = "loading"
+        self._detail = "engine starting"
+        self._started = time.monotonic()
+        setup_tracing(telemetry, component="llm-server")
+        self._tracer = tracer(__name__)
+        self._loader = threading.Thread(target=self._load, name=f"load-{model.id}", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            weights = resolve_source(self._model, self._cache_dir, prepare=True)
+            args = engine_args(self._model, weights, self._model.tokenizer)
+            engine = AsyncLLM.from_engine_args(args)
+            self._tokenizer = engine.get_tokenizer()
+            self._engine = engine
+            self._state, self._detail = "ready", ""
+            logger.info("model %s ready after %.1f s", self._model.id, time.monotonic() - self._started)
+        except Exception as exc:
+            logger.exception("model %s failed to load", self._model.id)
+            self._state, self._detail = "failed", f"{type(exc).__name__}: {exc}"
+
+    def _ready_engine(self) -> AsyncLLM:
+        engine = self._engine
+        if engine is None:
+            if self._state == "failed":
+                raise EngineUnavailable(f"model '{self._model.id}' failed to load: {self._detail}")
+            waited = time.monotonic() - self._started
+            raise EngineUnavailable(
+                f"model '{self._model.id}' is still loading ({waited:.0f} s so far); retry when the "
+                f"grpc.health.v1 status of '{self._model.id}' is SERVING"
+            )
+        if engine.errored:
+            raise EngineUnavailable(f"model '{self._model.id}' engine stopped: {engine.dead_error}; retry shortly")
+        return engine
+
+    async def status(self) -> ModelStatus:
+        engine = self._engine
+        if self._state == "loading" and time.monotonic() - self._started > self._model.engine.startup_timeout_s:
+            self._state = "failed"
+            self._detail = f"engine did not load within engine.startup_timeout_s={self._model.engine.startup_timeout_s}"
+        if engine is not None and engine.errored:
+            return ModelStatus(ready=False, state="failed", detail=str(engine.dead_error))
+        running = engine.output_processor.get_num_unfinished_requests() if engine is not None else 0
+        return ModelStatus(
+            ready=engine is not None,
+            state=self._state,
+            detail=self._detail,
+            max_model_len=self._model.engine.max_model_len,
+            running_requests=running,
+        )
+
+    async def check_health(self) -> None:
+        """Ray Serve's health probe: a dead engine makes Serve replace this replica."""
+        engine = self._engine
+        if engine is not None and engine.errored:
+            raise RuntimeError(f"engine of model '{self._model.id}' is dead: {engine.dead_error}")
+
+    def _encode(self, request: GenerationRequest) -> list[int]:
+        tokenizer = self._tokenizer
+        if request.messages is not None:
+            text = tokenizer.apply_chat_template(
+                [{"role": m.role, "content": m.content} for m in request.messages],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            return list(tokenizer.encode(text, add_special_tokens=False))
+        return list(tokenizer.encode(request.prompt or ""))
+
+    async def tokenize(self, prompt: str | None, messages: tuple[Message, ...] | None) -> list[int]:
+        self._ready_engine()
+        return self._encode(
+            GenerationRequest(request_id="tokenize", sampling=SamplingOptions(), prompt=prompt, messages=messages)
+        )
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Stream the answer; with ``request.stream`` False the only chunk is the whole answer."""
+        engine = self._ready_engine()
+        with self._tracer.start_as_current_span("llm.generate", context=extract_context(request.trace_context)) as span:
+            span.set_attribute("quorum.model", self._model.id)
+            span.set_attribute("quorum.request_id", request.request_id)
+            prompt_ids = self._encode(request)
+            max_tokens = check_context(
+                len(prompt_ids),
+                request.sampling.max_tokens,
+                self._default_max_tokens,
+                self._model.engine.max_model_len,
+                self._model.id,
+            )
+            params = sampling_params(request.sampling, max_tokens, request.stream)
+            completion_tokens = 0
+            try:
+                stream = engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request.request_id)
+                async for output in stream:
+                    completion_tokens += sum(len(c.token_ids) for c in output.outputs)
+                    usage = None
+                    if output.finished:
+                        usage = Usage(
+                            prompt_tokens=len(prompt_ids),
+                            completion_tokens=completion_tokens,
+                            cached_prompt_tokens=output.num_cached_tokens or 0,
+                        )
+                        span.set_attribute("quorum.prompt_tokens", usage.prompt_tokens)
+                        span.set_attribute("quorum.completion_tokens", usage.completion_tokens)
+                        span.set_attribute("quorum.cached_prompt_tokens", usage.cached_prompt_tokens)
+                    yield GenerationChunk(choices=choice_deltas(output, request.sampling.logprobs or 0), usage=usage)
+            except EngineDeadError as exc:
+                span.set_status(Status(StatusCode.ERROR, "engine dead"))
+                raise EngineUnavailable(f"model '{self._model.id}' engine stopped: {exc}; retry shortly") from None
+            except ValueError as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                raise InvalidArgument("sampling", str(exc)) from None
+
+    def __del__(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            self._engine = None
+            engine.shutdown()

@@ -1,0 +1,108 @@
+"""Plain data passed between the gateway and the LLM servers (no protobuf, no Ray)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+
+
+@dataclass(frozen=True)
+class OutputConstraint:
+    """At most one of the fields is set."""
+
+    json_schema: str | None = None
+    regex: str | None = None
+    choice: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Decoding parameters after defaults are applied (see services' conversion)."""
+
+    max_tokens: int | None = None  # None: fill the room left in the context, up to the default
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    min_tokens: int = 0
+    logprobs: int | None = None
+    constraint: OutputConstraint | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One request to an LLM server: a raw prompt or a conversation."""
+
+    request_id: str
+    sampling: SamplingOptions
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    stream: bool = False
+    trace_context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token: str
+    token_id: int
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    token_id: int
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChoiceDelta:
+    """New text of one choice; ``finish_reason`` is set on its last delta."""
+
+    index: int
+    text: str
+    finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """A streamed piece of a response; the last one carries ``usage``."""
+
+    choices: tuple[ChoiceDelta, ...]
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What a replica says about its engine."""
+
+    ready: bool
+    state: str  # "loading", "ready" or "failed"
+    detail: str = ""
+    max_model_len: int = 0
+    running_requests: int = 0

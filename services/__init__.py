@@ -1,0 +1,1 @@
+"""The gRPC front door, CLI and client SDK: the only code importing generated protobuf modules."""

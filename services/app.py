@@ -1,0 +1,39 @@
+"""The application builder: config -> Ray Serve application.
+
+One import path for every way quorum is started:
+- Python: ``serve.run(build_app(config))`` (what ``quorum up`` does);
+- Serve YAML / KubeRay RayService: ``import_path: quorum.services.app:app_builder``
+  with ``args: {config: <path or inline mapping>}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config, parse_config
+from quorum.cluster.deployments import llm_server_app
+
+from .gateway import Gateway
+
+
+def build_app(config: QuorumConfig) -> Application:
+    """The gateway ingress bound to one LLM-server deployment per configured model."""
+    handles = {model.id: llm_server_app(model, config) for model in config.models}
+    gateway = serve.deployment(Gateway).options(
+        name="gateway",
+        num_replicas=config.gateway.num_replicas,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=10_000,
+        graceful_shutdown_timeout_s=config.gateway.graceful_shutdown_s + 5,
+    )
+    return gateway.bind(config, handles)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve's typed-builder hook: ``args.config`` is a YAML path or an inline mapping."""
+    source = args.get("config", str(DEFAULT_CONFIG))
+    config = parse_config(source, origin="args.config") if isinstance(source, dict) else load_config(source)
+    return build_app(config)

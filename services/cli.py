@@ -1,0 +1,256 @@
+"""The ``quorum`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, QuorumConfig, load_config
+
+console = Console()
+err = Console(stderr=True)
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _config(path: str | None) -> QuorumConfig:
+    return load_config(path or DEFAULT_CONFIG)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from quorum.cluster.models import prepare_embedded
+
+    from .local import LocalCluster
+
+    config = _config(args.config)
+    if args.port is not None or args.host is not None:
+        gateway = config.gateway.model_copy(
+            update={k: v for k, v in (("grpc_port", args.port), ("host", args.host)) if v is not None}
+        )
+        config = config.model_copy(update={"gateway": gateway})
+    for model in config.models:
+        if model.is_embedded:
+            prepare_embedded(model.source.split(":", 1)[1], config.model_cache_dir, progress=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalCluster(config) as cluster:
+        err.print(f"[bold]quorum[/] gateway at [cyan]{cluster.target}[/]; loading {len(config.models)} model(s)…")
+        cluster.wait_ready(timeout_s=max(m.engine.startup_timeout_s for m in config.models))
+        console.print(f"[green]quorum is serving[/] on grpc://{cluster.target}")
+        for model in config.models:
+            console.print(f"  model [bold]{model.id}[/] ({model.source})")
+        console.print(f'  try: quorum chat --target {cluster.target} "What is the capital of France?"')
+        console.print("  Ctrl-C stops the cluster.")
+        stop.wait()
+        err.print("stopping…")
+    return 0
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "n": args.n,
+    }
+
+
+def _print_stream(responses: Iterable[Any]) -> None:
+    usage = None
+    for response in responses:
+        for choice in response.choices:
+            console.print(choice.text, end="", markup=False, highlight=False, soft_wrap=True)
+        if response.HasField("usage"):
+            usage = response.usage
+    console.print()
+    if usage is not None:
+        err.print(
+            f"[dim]{usage.prompt_tokens} prompt tokens ({usage.cached_prompt_tokens} cached), "
+            f"{usage.completion_tokens} generated[/]"
+        )
+
+
+def _print_unary(response: Any) -> None:
+    for choice in response.choices:
+        if len(response.choices) > 1:
+            console.print(f"[bold]choice {choice.index}[/]")
+        console.print(choice.text, markup=False, highlight=False)
+    usage = response.usage
+    err.print(
+        f"[dim]{usage.prompt_tokens} prompt tokens ({usage.cached_prompt_tokens} cached), "
+        f"{usage.completion_tokens} generated[/]"
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .client import QuorumClient
+
+    with QuorumClient(args.target, timeout=args.timeout) as client:
+        if args.no_stream or (args.n or 1) > 1:
+            _print_unary(client.generate(args.prompt, model=args.model, **_sampling(args)))
+        else:
+            _print_stream(client.generate_stream(args.prompt, model=args.model, **_sampling(args)))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .client import QuorumClient
+
+    messages = ([("system", args.system)] if args.system else []) + [("user", args.message)]
+    with QuorumClient(args.target, timeout=args.timeout) as client:
+        if args.no_stream or (args.n or 1) > 1:
+            _print_unary(client.chat(messages, model=args.model, **_sampling(args)))
+        else:
+            _print_stream(client.chat_stream(messages, model=args.model, **_sampling(args)))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .client import QuorumClient
+
+    with QuorumClient(args.target, timeout=args.timeout) as client:
+        models = client.list_models().models
+    table = Table("id", "default", "ready", "context", "quantization", "TP", "replicas", "source")
+    for m in models:
+        table.add_row(
+            m.id,
+            "yes" if m.is_default else "",
+            "yes" if m.ready else "no",
+            str(m.max_model_len),
+            m.quantization or "-",
+            str(m.tensor_parallel_size),
+            str(m.replicas),
+            m.source,
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from quorum.cluster.models import prepare_embedded, resolve_source
+
+    config = _config(args.config)
+    for model in config.models:
+        if model.is_embedded:
+            path = prepare_embedded(model.source.split(":", 1)[1], config.model_cache_dir, progress=True)
+        else:
+            path = resolve_source(model, config.model_cache_dir)
+        console.print(f"{model.id}: {path}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from grpc_health.v1 import health_pb2
+
+    from .client import QuorumClient
+    from .gateway import model_health_name
+
+    with QuorumClient(args.target, timeout=args.timeout) as client:
+        overall = client.health()
+        models = client.list_models().models
+        table = Table("model", "health", "ready")
+        for m in models:
+            status = client.health(model_health_name(m.id))
+            table.add_row(m.id, health_pb2.HealthCheckResponse.ServingStatus.Name(status), "yes" if m.ready else "no")
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(overall)
+    console.print(f"cluster at {args.target}: [bold]{name}[/]")
+    console.print(table)
+    return 0 if overall == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    console.print(
+        f"{args.file}: valid ({len(config.models)} model(s), gRPC on {config.gateway.host}:{config.gateway.grpc_port})"
+    )
+    return 0
+
+
+def _client_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="gateway address host:port")
+    parser.add_argument("--timeout", type=float, default=300, help="deadline of each call, seconds")
+
+
+def _sampling_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="", help="model id (default: the cluster's default model)")
+    parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("-n", type=int, default=None, help="number of choices")
+    parser.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quorum", description="quorum: LLM serving cluster with a gRPC front door")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start Ray, Serve, the engines and the gRPC gateway; Ctrl-C stops all")
+    up.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG.name} shipped with quorum)")
+    up.add_argument("--host", help="override gateway.host")
+    up.add_argument("--port", type=int, help="override gateway.grpc_port")
+    up.set_defaults(func=cmd_up)
+
+    gen = sub.add_parser("generate", help="complete a raw prompt (streams by default)")
+    gen.add_argument("prompt")
+    _client_args(gen)
+    _sampling_args(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    chat = sub.add_parser("chat", help="ask the model one chat question (streams by default)")
+    chat.add_argument("message")
+    chat.add_argument("--system", help="system prompt")
+    _client_args(chat)
+    _sampling_args(chat)
+    chat.set_defaults(func=cmd_chat)
+
+    models = sub.add_parser("models", help="list served models or prepare the embedded one")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    mlist = models_sub.add_parser("list", help="models served by a running cluster")
+    _client_args(mlist)
+    mlist.set_defaults(func=cmd_models_list)
+    prep = models_sub.add_parser("prepare", help="convert/verify the models of a config (no cluster needed)")
+    prep.add_argument("--config", help="YAML config (default: the shipped default)")
+    prep.set_defaults(func=cmd_models_prepare)
+
+    status = sub.add_parser("status", help="health of a running cluster and of each model")
+    _client_args(status)
+    status.set_defaults(func=cmd_status)
+
+    cfg = sub.add_parser("config", help="configuration helpers")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a YAML config")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/] {exc}")
+        return 2
+    except grpc.RpcError as exc:
+        err.print(f"[red]{exc.code().name}[/]: {exc.details()}")  # type: ignore[attr-defined]
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

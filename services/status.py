@@ -1,0 +1,65 @@
+"""Domain errors -> gRPC status codes, with google.rpc error details (grpcio-status)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry import trace
+
+from quorum.cluster.errors import EngineUnavailable, InvalidArgument, ModelNotFound, Overloaded, QuorumError
+
+RETRY_AFTER_S = 1.0
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+_CODES: list[tuple[type[QuorumError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (EngineUnavailable, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def status_code(error: QuorumError) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(error: QuorumError) -> grpc.Status:
+    """A rich status: code and message, plus BadRequest or RetryInfo details where they apply."""
+    code = status_code(error)
+    details = []
+    if isinstance(error, InvalidArgument):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+        details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    elif isinstance(error, Overloaded | EngineUnavailable):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(RETRY_AFTER_S * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    message = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=packed)
+    return rpc_status.to_status(message)
+
+
+@contextlib.asynccontextmanager
+async def errors_as_status(context: Context) -> AsyncIterator[None]:
+    """Abort the RPC with the status of any domain error raised inside the block."""
+    try:
+        yield
+    except QuorumError as error:
+        status = to_status(error)
+        span = trace.get_current_span()
+        span.set_attribute("rpc.grpc.status_code", status.code.value[0])
+        span.set_attribute("quorum.error", error.message)
+        await context.abort(status.code, status.details, status.trailing_metadata)
