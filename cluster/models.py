@@ -194,8 +194,8 @@ def resolve_source(model: ModelConfig, cache_dir: str | Path, prepare: bool = Tr
             return str(prepare_embedded(name, cache_dir))
         if not is_prepared(name, cache_dir):
             raise ModelSourceError(
-                f"{where}: {directory} is not prepared; prepare it with "
-                f"quorum.cluster.models.prepare_embedded('{name}', '{cache_dir}')"
+                f"{where}: {directory} is not prepared; prepare it with `quorum models prepare` "
+                f"(or quorum.cluster.models.prepare_embedded('{name}', '{cache_dir}'))"
             )
         return str(directory)
     path = Path(source).expanduser()
@@ -279,9 +279,7 @@ def _convert(model: EmbeddedModel, gguf: Path, work: Path, progress: bool) -> No
     quiet = contextlib.nullcontext() if progress else _stderr_to_devnull()
     with tqdm(total=4, desc=f"preparing {model.name}", unit="step", disable=not progress) as bar, quiet:
         bar.set_postfix_str("reading tokenizer from GGUF")
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, local_files_only=True
-        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
         bar.update()
         bar.set_postfix_str("dequantizing weights")
         hf_model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -338,12 +336,8 @@ def _record(path: Path) -> _FileRecord:
 
 
 def _write_manifest(model: EmbeddedModel, gguf: Path, work: Path, transformers_version: str) -> None:
-    files = {
-        path.relative_to(work).as_posix(): _record(path) for path in sorted(work.rglob("*")) if path.is_file()
-    }
-    source = _SourceRecord(
-        package=model.package, file=model.gguf_file, size=gguf.stat().st_size, sha256=_sha256(gguf)
-    )
+    files = {path.relative_to(work).as_posix(): _record(path) for path in sorted(work.rglob("*")) if path.is_file()}
+    source = _SourceRecord(package=model.package, file=model.gguf_file, size=gguf.stat().st_size, sha256=_sha256(gguf))
     manifest = _Manifest(source=source, transformers_version=transformers_version, files=files)
     manifest_path = work / MANIFEST_NAME
     manifest_path.write_text(manifest.model_dump_json(indent=2) + "\n")

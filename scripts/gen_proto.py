@@ -25,7 +25,7 @@ SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
 def generate(out_dir: Path) -> None:
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PACKAGE.glob("*.proto"))
+    sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PACKAGE.glob("*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
     args = [
         "protoc",
@@ -37,7 +37,7 @@ def generate(out_dir: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
-        *protos,
+        *sources,
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
@@ -52,8 +52,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if the generated code is not fresh")
     args = parser.parse_args()
     if not args.check:
-        for stale in generated_files(PACKAGE).values():
-            stale.unlink()
+        for old_file in generated_files(PACKAGE).values():
+            old_file.unlink()
         generate(PROTO_ROOT)
         print(f"generated {len(generated_files(PACKAGE))} files in {PACKAGE.relative_to(ROOT)}")
         return 0

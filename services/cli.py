@@ -26,7 +26,7 @@ def _config(path: str | None) -> QuorumConfig:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from quorum.cluster.models import prepare_embedded
+    from quorum.cluster.models import resolve_source
 
     from .local import LocalCluster
 
@@ -37,8 +37,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         config = config.model_copy(update={"gateway": gateway})
     for model in config.models:
-        if model.is_embedded:
-            prepare_embedded(model.source.split(":", 1)[1], config.model_cache_dir, progress=True)
+        resolve_source(model, config.model_cache_dir)  # convert the embedded model once, with a progress bar
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -137,15 +136,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from quorum.cluster.models import prepare_embedded, resolve_source
+    from quorum.cluster.models import resolve_source
 
     config = _config(args.config)
     for model in config.models:
-        if model.is_embedded:
-            path = prepare_embedded(model.source.split(":", 1)[1], config.model_cache_dir, progress=True)
-        else:
-            path = resolve_source(model, config.model_cache_dir)
-        console.print(f"{model.id}: {path}")
+        console.print(f"{model.id}: {resolve_source(model, config.model_cache_dir)}")
     return 0
 
 
@@ -169,7 +164,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    config = load_config(str(args.file))
     console.print(
         f"{args.file}: valid ({len(config.models)} model(s), gRPC on {config.gateway.host}:{config.gateway.grpc_port})"
     )

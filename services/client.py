@@ -10,7 +10,7 @@ Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -68,7 +68,7 @@ class QuorumClient:
 
     def generate_stream(
         self, prompt: str, model: str = "", **sampling_fields: Any
-    ) -> Iterator[pb.GenerateStreamResponse]:
+    ) -> Generator[pb.GenerateStreamResponse, None, None]:
         request = pb.GenerateStreamRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
         call = self._stub.GenerateStream(request, timeout=self.timeout, metadata=self._metadata)
         try:
@@ -82,7 +82,7 @@ class QuorumClient:
 
     def chat_stream(
         self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any
-    ) -> Iterator[pb.ChatStreamResponse]:
+    ) -> Generator[pb.ChatStreamResponse, None, None]:
         request = pb.ChatStreamRequest(
             model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields)
         )

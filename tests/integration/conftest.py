@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent import futures
+from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from ray import serve
 
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
@@ -20,7 +23,46 @@ MAX_MODEL_LEN = 1024
 MAX_N = 4
 
 
-def integration_config() -> QuorumConfig:
+class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace receiver on loopback that keeps every span it is sent."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []  # (trace id hex, service component, span name)
+        self._lock = threading.Lock()
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        self.spans.append((span.trace_id.hex(), attributes.get("quorum.component", ""), span.name))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans_of(self, trace_id: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(component, name) for tid, component, name in self.spans if tid == trace_id]
+
+
+@dataclass
+class Collector:
+    servicer: TraceCollector
+    endpoint: str
+    server: grpc.Server = field(repr=False)
+
+
+def start_collector() -> Collector:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = TraceCollector()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return Collector(servicer=servicer, endpoint=f"http://127.0.0.1:{port}", server=server)
+
+
+def integration_config(otlp_endpoint: str | None = None) -> QuorumConfig:
     """The shipped default config, shrunk for tests and on a free port."""
     config = load_config(DEFAULT_CONFIG)
     model = config.models[0]
@@ -30,6 +72,9 @@ def integration_config() -> QuorumConfig:
             "models": [model.model_copy(update={"engine": engine})],
             "gateway": config.gateway.model_copy(update={"grpc_port": 0, "max_n": MAX_N}),
             "ray": config.ray.model_copy(update={"num_cpus": 2, "app_name": "quorum-test"}),
+            "telemetry": config.telemetry.model_copy(
+                update={"exporter": "otlp" if otlp_endpoint else "none", "otlp_endpoint": otlp_endpoint or ""}
+            ),
         }
     )
 
@@ -39,6 +84,7 @@ class RunningCluster:
     config: QuorumConfig
     target: str
     first_response: grpc.RpcError | None  # the answer to a request sent before the engine was ready
+    traces: TraceCollector
 
     @property
     def model_id(self) -> str:
@@ -52,7 +98,8 @@ class RunningCluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[RunningCluster]:
-    config = integration_config()
+    collector = start_collector()
+    config = integration_config(collector.endpoint)
     with LocalCluster(config) as local:
         first: grpc.RpcError | None = None
         with QuorumClient(local.target, timeout=30) as client:
@@ -61,7 +108,8 @@ def cluster() -> Iterator[RunningCluster]:
             except grpc.RpcError as exc:
                 first = exc
         local.wait_ready(timeout_s=600)
-        yield RunningCluster(config=config, target=local.target, first_response=first)
+        yield RunningCluster(config=config, target=local.target, first_response=first, traces=collector.servicer)
+    collector.server.stop(grace=None)
 
 
 @pytest.fixture

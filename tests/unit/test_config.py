@@ -34,7 +34,7 @@ def test_duplicate_model_ids_are_rejected() -> None:
 
 def test_default_model_must_exist() -> None:
     data = {**MINIMAL, "gateway": {"default_model": "other"}}
-    with pytest.raises(ConfigError, match="gateway.default_model: 'other' is not one of"):
+    with pytest.raises(ConfigError, match=r"gateway\.default_model: 'other' is not one of"):
         parse_config(data)
 
 

@@ -25,7 +25,8 @@ def test_explicit_zero_temperature_is_greedy() -> None:
     assert options.temperature == 0.0
     assert options.seed == 7
     assert options.stop == ("\n",)
-    assert options.constraint is not None and options.constraint.json_schema == '{"type": "object"}'
+    assert options.constraint is not None
+    assert options.constraint.json_schema == '{"type": "object"}'
 
 
 def test_merge_chunks_joins_deltas_per_choice() -> None:
@@ -46,7 +47,7 @@ def test_status_codes_and_details() -> None:
     status = to_status(InvalidArgument("sampling.top_p", "must be in (0, 1]"))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.details == "sampling.top_p: must be in (0, 1]"
-    rich = rpc_status.from_call(_FakeCall(status))
+    rich = rpc_status.from_call(_FakeCall(status))  # type: ignore[arg-type]
     assert rich is not None
     bad_request = error_details_pb2.BadRequest()
     rich.details[0].Unpack(bad_request)
@@ -69,4 +70,4 @@ class _FakeCall:
         return self._status.details
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple(self._status.trailing_metadata)
+        return tuple((key, value) for key, value in self._status.trailing_metadata if isinstance(value, bytes))

@@ -37,8 +37,9 @@ def _fake_prepared(cache_dir: Path) -> Path:
     """A directory that passes the cheap is_prepared check, written as the manifest format documents."""
     directory = cache_dir / NAME
     directory.mkdir(parents=True)
+    contents = {"config.json": b'{"architectures": ["LlamaForCausalLM"]}', "model.safetensors": b"x" * 64}
     files = {}
-    for name, content in {"config.json": b'{"architectures": ["LlamaForCausalLM"]}', "model.safetensors": b"x" * 64}.items():
+    for name, content in contents.items():
         (directory / name).write_bytes(content)
         files[name] = {"size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
     manifest = {
@@ -77,7 +78,8 @@ def test_a_file_is_not_a_model_directory(tmp_path: Path) -> None:
 
 
 def test_hub_id_is_passed_to_vllm_unchanged(tmp_path: Path) -> None:
-    assert resolve_source(_model("HuggingFaceTB/SmolLM2-135M-Instruct"), tmp_path) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert resolve_source(_model(hub_id), tmp_path) == hub_id
 
 
 @pytest.mark.parametrize("source", ["no-such-model", "./missing/dir", "/nonexistent/quorum/model"])
@@ -101,7 +103,7 @@ def test_embedded_dir_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_unprepared_embedded_model_without_prepare_says_how_to_prepare(tmp_path: Path) -> None:
-    with pytest.raises(ModelSourceError, match="is not prepared; prepare it with .*prepare_embedded"):
+    with pytest.raises(ModelSourceError, match=r"is not prepared; prepare it with .*prepare_embedded"):
         resolve_source(_model(f"embedded:{NAME}"), tmp_path, prepare=False)
     assert not (tmp_path / NAME).exists()
 

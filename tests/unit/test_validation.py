@@ -49,7 +49,7 @@ def test_context_fits_or_explains() -> None:
     assert check_context(10, None, 256, 100, "m") == 90
     assert check_context(10, None, 16, 100, "m") == 16
     assert check_context(10, 90, 16, 100, "m") == 90
-    with pytest.raises(InvalidArgument, match="sampling.max_tokens: 91 does not fit.*at most 90"):
+    with pytest.raises(InvalidArgument, match=r"sampling\.max_tokens: 91 does not fit.*at most 90"):
         check_context(10, 91, 16, 100, "m")
-    with pytest.raises(InvalidArgument, match="prompt: is 100 tokens.*shorten the prompt"):
+    with pytest.raises(InvalidArgument, match=r"prompt: is 100 tokens.*shorten the prompt"):
         check_context(100, None, 16, 100, "m")

@@ -1,0 +1,175 @@
+"""InferenceService end to end: real Ray Serve, real vLLM engine, real gRPC on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+
+from quorum.services.client import AsyncQuorumClient, QuorumClient
+from quorum.v1 import inference_pb2 as pb
+
+from .conftest import MAX_MODEL_LEN, MAX_N, RunningCluster
+
+pytestmark = pytest.mark.integration
+
+PARIS = [("user", "What is the capital of France?")]
+
+
+def test_requests_before_the_engine_loads_get_unavailable(cluster: RunningCluster) -> None:
+    error = cluster.first_response
+    assert error is not None, "the engine answered before it could have loaded"
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    details = error.details() or ""
+    assert "still loading" in details
+    assert f"model/{cluster.model_id}" in details
+
+
+def test_chat_answers_paris(client: QuorumClient, cluster: RunningCluster) -> None:
+    reply = client.chat(PARIS, temperature=0, max_tokens=32)
+    assert reply.model == cluster.model_id
+    assert len(reply.choices) == 1
+    assert "Paris" in reply.choices[0].text
+    assert reply.request_id
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("kind", ["chat", "generate"])
+def test_streamed_text_equals_unary_text_at_temperature_zero(client: QuorumClient, kind: str) -> None:
+    unary: pb.ChatResponse | pb.GenerateResponse
+    stream: list[pb.ChatStreamResponse] | list[pb.GenerateStreamResponse]
+    if kind == "chat":
+        unary = client.chat(PARIS, temperature=0, max_tokens=48)
+        stream = list(client.chat_stream(PARIS, temperature=0, max_tokens=48))
+    else:
+        prompt = "The three primary colors are"
+        unary = client.generate(prompt, temperature=0, max_tokens=48)
+        stream = list(client.generate_stream(prompt, temperature=0, max_tokens=48))
+    assert len(stream) > 1, "a 48-token answer should arrive in several messages"
+    streamed = "".join(choice.text for message in stream for choice in message.choices)
+    assert streamed == unary.choices[0].text
+    last = stream[-1]
+    assert last.HasField("usage")
+    assert all(not message.HasField("usage") for message in stream[:-1])
+    assert last.usage.completion_tokens == unary.usage.completion_tokens
+    finishes = [c.finish_reason for m in stream for c in m.choices if c.finish_reason]
+    assert finishes == [unary.choices[0].finish_reason]
+
+
+def test_n_choices(client: QuorumClient) -> None:
+    reply = client.generate("Once upon a time", n=3, temperature=1.0, max_tokens=12, seed=1)
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    assert all(c.text for c in reply.choices)
+    assert reply.usage.completion_tokens == 3 * 12 or reply.usage.completion_tokens <= 3 * 12
+    streamed = list(client.generate_stream("Once upon a time", n=3, temperature=1.0, max_tokens=12, seed=1))
+    assert {c.index for m in streamed for c in m.choices} == {0, 1, 2}
+
+
+def test_seed_makes_sampling_reproducible(client: QuorumClient) -> None:
+    first = client.generate("My favourite animal is", temperature=1.0, max_tokens=24, seed=1234)
+    again = client.generate("My favourite animal is", temperature=1.0, max_tokens=24, seed=1234)
+    assert first.choices[0].text == again.choices[0].text
+    others = {
+        client.generate("My favourite animal is", temperature=1.0, max_tokens=24, seed=s).choices[0].text
+        for s in (1, 2, 3)
+    }
+    assert others - {first.choices[0].text}, "different seeds should give different samples"
+
+
+def test_repeated_long_prompt_hits_the_prefix_cache(client: QuorumClient) -> None:
+    document = " ".join(f"Fact {i}: the code word for item {i} is word{i * 7}." for i in range(40))
+    prompt = f"{document}\nQuestion: what is the code word for item 3?\nAnswer:"
+    first = client.generate(prompt, temperature=0, max_tokens=8)
+    second = client.generate(prompt, temperature=0, max_tokens=8)
+    assert first.usage.prompt_tokens > 256
+    assert second.usage.cached_prompt_tokens > 0
+    assert second.usage.cached_prompt_tokens >= first.usage.prompt_tokens // 2
+    assert second.choices[0].text == first.choices[0].text
+
+
+def test_list_models_and_tokenize(client: QuorumClient, cluster: RunningCluster) -> None:
+    models = client.list_models().models
+    assert [m.id for m in models] == [cluster.model_id]
+    assert models[0].ready
+    assert models[0].is_default
+    assert models[0].max_model_len == MAX_MODEL_LEN
+    tokens = client.tokenize("Hello world")
+    assert 0 < len(tokens.token_ids) <= 4
+    chat_tokens = client.tokenize(messages=PARIS)
+    assert len(chat_tokens.token_ids) == client.chat(PARIS, temperature=0, max_tokens=1).usage.prompt_tokens
+
+
+def test_logprobs(client: QuorumClient) -> None:
+    reply = client.generate("The sky is", temperature=0, max_tokens=4, logprobs=2)
+    choice = reply.choices[0]
+    assert len(choice.logprobs) == reply.usage.completion_tokens
+    for position in choice.logprobs:
+        assert position.logprob <= 0
+        assert len(position.top) == 2
+        assert position.top[0].logprob >= position.top[1].logprob
+        assert position.logprob == pytest.approx(position.top[0].logprob, abs=1e-4)  # greedy picks the top token
+
+
+def test_json_schema_constraint_yields_valid_json(client: QuorumClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    }
+    reply = client.chat(
+        [("user", "Name the capital of France as JSON with keys city and country.")],
+        temperature=0,
+        max_tokens=64,
+        json_schema=json.dumps(schema),
+    )
+    answer = json.loads(reply.choices[0].text)
+    assert set(answer) == {"city", "country"}
+    choice = client.chat(PARIS, temperature=0, max_tokens=8, choice=["Paris", "London", "Rome"])
+    assert choice.choices[0].text in {"Paris", "London", "Rome"}
+
+
+async def test_async_client_streams_concurrently(cluster: RunningCluster) -> None:
+    async with AsyncQuorumClient(cluster.target) as client:
+        replies = await asyncio.gather(
+            *(client.generate(f"Count to {i}:", temperature=0, max_tokens=8) for i in range(8))
+        )
+        assert all(r.choices[0].text for r in replies)
+        chunks = [m async for m in client.chat_stream(PARIS, temperature=0, max_tokens=16)]
+        assert "Paris" in "".join(c.text for m in chunks for c in m.choices)
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "needle"),
+    [
+        (lambda c: c.generate("hi", model="no-such-model"), grpc.StatusCode.NOT_FOUND, "no-such-model"),
+        (lambda c: c.chat([]), grpc.StatusCode.INVALID_ARGUMENT, "messages"),
+        (lambda c: c.chat([("wizard", "hi")]), grpc.StatusCode.INVALID_ARGUMENT, "messages[0].role"),
+        (lambda c: c.generate(""), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+        (lambda c: c.generate("hi", temperature=-1.0), grpc.StatusCode.INVALID_ARGUMENT, "sampling.temperature"),
+        (lambda c: c.generate("hi", top_p=0.0), grpc.StatusCode.INVALID_ARGUMENT, "sampling.top_p"),
+        (lambda c: c.generate("hi", top_p=1.5), grpc.StatusCode.INVALID_ARGUMENT, "sampling.top_p"),
+        (lambda c: c.generate("hi", n=MAX_N + 1), grpc.StatusCode.INVALID_ARGUMENT, "sampling.n"),
+        (
+            lambda c: c.generate("hi", max_tokens=MAX_MODEL_LEN + 1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "sampling.max_tokens",
+        ),
+        (lambda c: c.generate("hello " * 2 * MAX_MODEL_LEN), grpc.StatusCode.INVALID_ARGUMENT, "shorten the prompt"),
+        (lambda c: c.generate("hi", json_schema="{oops"), grpc.StatusCode.INVALID_ARGUMENT, "json_schema"),
+        (lambda c: c.tokenize(), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+        (lambda c: list(c.chat_stream([])), grpc.StatusCode.INVALID_ARGUMENT, "messages"),
+        (lambda c: list(c.generate_stream("hi", model="nope")), grpc.StatusCode.NOT_FOUND, "nope"),
+    ],
+)
+def test_bad_input_gets_a_precise_status_and_the_server_keeps_serving(
+    client: QuorumClient, call: object, code: grpc.StatusCode, needle: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        call(client)  # type: ignore[operator]
+    assert info.value.code() == code
+    assert needle in (info.value.details() or "")
+    assert "Paris" in client.chat(PARIS, temperature=0, max_tokens=16).choices[0].text
