@@ -21,6 +21,18 @@ err = Console(stderr=True)
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
+def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines (header first) when piped, so nothing is truncated."""
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    for line in (columns, *rows):
+        print("\t".join(line))
+
+
 def _config(path: str | None) -> QuorumConfig:
     return load_config(path or DEFAULT_CONFIG)
 
@@ -119,9 +131,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
     with QuorumClient(args.target, timeout=args.timeout) as client:
         models = client.list_models().models
-    table = Table("id", "default", "ready", "context", "quantization", "TP", "replicas", "source")
-    for m in models:
-        table.add_row(
+    rows = [
+        (
             m.id,
             "yes" if m.is_default else "",
             "yes" if m.ready else "no",
@@ -131,7 +142,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             str(m.replicas),
             m.source,
         )
-    console.print(table)
+        for m in models
+    ]
+    _print_rows(("id", "default", "ready", "context", "quantization", "TP", "replicas", "source"), rows)
     return 0
 
 
@@ -148,18 +161,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2
 
     from .client import QuorumClient
-    from .gateway import model_health_name
+    from .status import model_health_name
 
+    status_name = health_pb2.HealthCheckResponse.ServingStatus.Name
     with QuorumClient(args.target, timeout=args.timeout) as client:
         overall = client.health()
-        models = client.list_models().models
-        table = Table("model", "health", "ready")
-        for m in models:
-            status = client.health(model_health_name(m.id))
-            table.add_row(m.id, health_pb2.HealthCheckResponse.ServingStatus.Name(status), "yes" if m.ready else "no")
-    name = health_pb2.HealthCheckResponse.ServingStatus.Name(overall)
-    console.print(f"cluster at {args.target}: [bold]{name}[/]")
-    console.print(table)
+        rows = [
+            (m.id, status_name(client.health(model_health_name(m.id))), "yes" if m.ready else "no")
+            for m in client.list_models().models
+        ]
+    console.print(f"cluster at {args.target}: [bold]{status_name(overall)}[/]")
+    _print_rows(("model", "health", "ready"), rows)
     return 0 if overall == health_pb2.HealthCheckResponse.SERVING else 1
 
 

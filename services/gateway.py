@@ -28,6 +28,7 @@ from quorum.cluster.types import ModelStatus
 from quorum.v1 import inference_pb2, inference_pb2_grpc
 
 from .inference import InferenceServicer
+from .status import model_health_name
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ HEALTH_PERIOD_S = 1.0
 
 def _serving(ready: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
     return health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def model_health_name(model_id: str) -> str:
-    """The grpc.health.v1 service name that reports one model's readiness."""
-    return f"model/{model_id}"
 
 
 class Gateway:

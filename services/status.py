@@ -25,6 +25,11 @@ _CODES: list[tuple[type[QuorumError], grpc.StatusCode]] = [
 ]
 
 
+def model_health_name(model_id: str) -> str:
+    """The grpc.health.v1 service name that reports one model's readiness."""
+    return f"model/{model_id}"
+
+
 def status_code(error: QuorumError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(error, cls):

@@ -1,0 +1,58 @@
+"""The `quorum` command line against the running cluster, as a user types it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import RunningCluster
+
+pytestmark = pytest.mark.integration
+
+QUORUM = str(Path(sys.executable).with_name("quorum"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([QUORUM, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_chat_streams_the_answer(cluster: RunningCluster) -> None:
+    result = run("chat", "What is the capital of France?", "--target", cluster.target, "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+    assert "prompt tokens" in result.stderr
+
+
+def test_generate_with_several_choices(cluster: RunningCluster) -> None:
+    result = run("generate", "Once upon a time", "--target", cluster.target, "-n", "2", "--max-tokens", "8")
+    assert result.returncode == 0, result.stderr
+    assert "choice 0" in result.stdout
+    assert "choice 1" in result.stdout
+
+
+def test_status_and_models_list(cluster: RunningCluster) -> None:
+    status = run("status", "--target", cluster.target)
+    assert status.returncode == 0, status.stderr
+    assert "SERVING" in status.stdout
+    assert cluster.model_id in status.stdout
+    models = run("models", "list", "--target", cluster.target)
+    assert models.returncode == 0, models.stderr
+    assert cluster.model_id in models.stdout
+
+
+def test_errors_are_printed_with_their_status(cluster: RunningCluster) -> None:
+    result = run("generate", "hi", "--target", cluster.target, "--top-p", "2")
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr
+    assert "sampling.top_p" in result.stderr
+
+
+def test_config_check_names_the_bad_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - id: m\n    source: x\n    engine: {max_model_len: 1}\n")
+    result = run("config", "check", str(bad))
+    assert result.returncode == 2
+    assert "models.0.engine.max_model_len" in result.stderr
