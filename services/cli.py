@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -21,7 +21,7 @@ err = Console(stderr=True)
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _print_rows(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """A table on a terminal; tab-separated lines (header first) when piped, so nothing is truncated."""
     if console.is_terminal:
         table = Table(*columns)
