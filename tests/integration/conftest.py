@@ -21,6 +21,8 @@ from quorum.services.local import LocalCluster
 
 MAX_MODEL_LEN = 1024
 MAX_N = 4
+SECOND_MODEL = "smollm2-short"
+SECOND_MAX_LEN = 256
 
 
 class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -69,7 +71,13 @@ def integration_config(otlp_endpoint: str | None = None) -> QuorumConfig:
     engine = model.engine.model_copy(update={"max_model_len": MAX_MODEL_LEN, "kv_cache_memory_gib": 0.5})
     return config.model_copy(
         update={
-            "models": [model.model_copy(update={"engine": engine})],
+            "models": [
+                model.model_copy(update={"engine": engine}),
+                # The same weights under a second id with a short context: two engines side by side.
+                model.model_copy(
+                    update={"id": SECOND_MODEL, "engine": engine.model_copy(update={"max_model_len": SECOND_MAX_LEN})}
+                ),
+            ],
             "gateway": config.gateway.model_copy(update={"grpc_port": 0, "max_n": MAX_N}),
             "ray": config.ray.model_copy(update={"num_cpus": 2, "app_name": "quorum-test"}),
             "telemetry": config.telemetry.model_copy(

@@ -11,7 +11,7 @@ import pytest
 from quorum.services.client import AsyncQuorumClient, QuorumClient
 from quorum.v1 import inference_pb2 as pb
 
-from .conftest import MAX_MODEL_LEN, MAX_N, RunningCluster
+from .conftest import MAX_MODEL_LEN, MAX_N, SECOND_MAX_LEN, SECOND_MODEL, RunningCluster
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +59,22 @@ def test_streamed_text_equals_unary_text_at_temperature_zero(client: QuorumClien
     assert finishes == [unary.choices[0].finish_reason]
 
 
+def test_two_models_are_served_side_by_side(client: QuorumClient) -> None:
+    reply = client.chat(PARIS, model=SECOND_MODEL, temperature=0, max_tokens=32)
+    assert reply.model == SECOND_MODEL
+    assert "Paris" in reply.choices[0].text
+    with pytest.raises(grpc.RpcError) as info:
+        client.generate("word " * SECOND_MAX_LEN, model=SECOND_MODEL)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"model '{SECOND_MODEL}' has a context of {SECOND_MAX_LEN} tokens" in (info.value.details() or "")
+    assert client.generate("word " * SECOND_MAX_LEN, max_tokens=4).usage.completion_tokens == 4
+
+
 def test_n_choices(client: QuorumClient) -> None:
     reply = client.generate("Once upon a time", n=3, temperature=1.0, max_tokens=12, seed=1)
     assert [c.index for c in reply.choices] == [0, 1, 2]
     assert all(c.text for c in reply.choices)
-    assert reply.usage.completion_tokens == 3 * 12 or reply.usage.completion_tokens <= 3 * 12
+    assert 3 <= reply.usage.completion_tokens <= 3 * 12
     streamed = list(client.generate_stream("Once upon a time", n=3, temperature=1.0, max_tokens=12, seed=1))
     assert {c.index for m in streamed for c in m.choices} == {0, 1, 2}
 
@@ -92,10 +103,10 @@ def test_repeated_long_prompt_hits_the_prefix_cache(client: QuorumClient) -> Non
 
 def test_list_models_and_tokenize(client: QuorumClient, cluster: RunningCluster) -> None:
     models = client.list_models().models
-    assert [m.id for m in models] == [cluster.model_id]
-    assert models[0].ready
-    assert models[0].is_default
-    assert models[0].max_model_len == MAX_MODEL_LEN
+    assert [m.id for m in models] == [cluster.model_id, SECOND_MODEL]
+    assert all(m.ready for m in models)
+    assert [m.is_default for m in models] == [True, False]
+    assert [m.max_model_len for m in models] == [MAX_MODEL_LEN, SECOND_MAX_LEN]
     tokens = client.tokenize("Hello world")
     assert 0 < len(tokens.token_ids) <= 4
     chat_tokens = client.tokenize(messages=PARIS)

@@ -51,7 +51,8 @@ def test_cancelled_streams_free_the_engine(cluster: RunningCluster, client: Quor
 def test_health_reports_serving_per_model(cluster: RunningCluster) -> None:
     with grpc.insecure_channel(cluster.target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "quorum.v1.InferenceService", f"model/{cluster.model_id}"):
+        services = ["", "quorum.v1.InferenceService", *(f"model/{m.id}" for m in cluster.config.models)]
+        for service in services:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
         with pytest.raises(grpc.RpcError) as info:
