@@ -12,12 +12,12 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup model lint typecheck proto proto-check unit integration bench clean
+.PHONY: run test setup model lint typecheck proto proto-check deploy-check deploy-regen unit integration bench clean
 
 run: setup
 	$(BIN)/quorum up
 
-test: setup lint typecheck proto-check
+test: setup lint typecheck proto-check deploy-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) model
@@ -56,6 +56,14 @@ proto:
 proto-check:
 	$(BIN)/python scripts/gen_proto.py --check
 
+# Chart and k8s/ checks (helm render + lint, schema validation, checkov) in the side venv .venv-deploy
+# (Python >= 3.12 for helm-sdkpy), created on first use.
+deploy-check:
+	bash scripts/deploy_check.sh
+
+deploy-regen: setup
+	bash scripts/deploy_check.sh --regen
+
 unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
@@ -66,4 +74,4 @@ bench: setup
 	$(BIN)/python -m bench.overhead
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-deploy .mypy_tree .mypy_cache .ruff_cache .pytest_cache

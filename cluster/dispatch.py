@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
@@ -137,7 +137,7 @@ class ModelDispatcher:
                 )
         return model
 
-    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         """Chunks of the answer; cancelling the consumer aborts the engine request."""
         model = await self._ensure_ready(model_id)
         response = model.handle.options(stream=True).generate.remote(request)
