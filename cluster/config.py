@@ -109,6 +109,30 @@ class GatewayConfig(_Strict):
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
     num_replicas: int = Field(1, ge=1, description="Gateway replicas (they share the port with SO_REUSEPORT).")
     graceful_shutdown_s: float = Field(5, ge=0, description="Time in-flight RPCs get to finish on shutdown.")
+    auth_tokens_file: str | None = Field(
+        None,
+        description=(
+            "File of accepted bearer tokens, one per line ('#' comments); when set, every RPC but "
+            "grpc.health.v1 needs metadata 'authorization: Bearer <token>'. Re-read when the file changes."
+        ),
+    )
+    tls_cert_file: str | None = Field(
+        None, description="PEM server certificate (chain); enables TLS with tls_key_file."
+    )
+    tls_key_file: str | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> GatewayConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("gateway.tls_cert_file and gateway.tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("gateway.tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        if self.grpc_port == 0 and self.num_replicas > 1:
+            raise ValueError("gateway.grpc_port 0 (a free port) works with one gateway replica only")
+        return self
 
 
 class TelemetryConfig(_Strict):

@@ -8,13 +8,17 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from rich.console import Console
 from rich.table import Table
 
 from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, QuorumConfig, load_config
+
+if TYPE_CHECKING:
+    from .client import QuorumClient
 
 console = Console()
 err = Console(stderr=True)
@@ -104,9 +108,7 @@ def _print_unary(response: Any) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .client import QuorumClient
-
-    with QuorumClient(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         if args.no_stream or (args.n or 1) > 1:
             _print_unary(client.generate(args.prompt, model=args.model, **_sampling(args)))
         else:
@@ -115,10 +117,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .client import QuorumClient
-
     messages = ([("system", args.system)] if args.system else []) + [("user", args.message)]
-    with QuorumClient(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         if args.no_stream or (args.n or 1) > 1:
             _print_unary(client.chat(messages, model=args.model, **_sampling(args)))
         else:
@@ -127,9 +127,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from .client import QuorumClient
-
-    with QuorumClient(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         models = client.list_models().models
     rows = [
         (
@@ -160,11 +158,10 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2
 
-    from .client import QuorumClient
     from .status import model_health_name
 
     status_name = health_pb2.HealthCheckResponse.ServingStatus.Name
-    with QuorumClient(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         overall = client.health()
         rows = [
             (m.id, status_name(client.health(model_health_name(m.id))), "yes" if m.ready else "no")
@@ -186,6 +183,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=DEFAULT_TARGET, help="gateway address host:port")
     parser.add_argument("--timeout", type=float, default=300, help="deadline of each call, seconds")
+    parser.add_argument("--token-file", help="file holding the bearer token (clusters with auth)")
+    parser.add_argument("--ca-cert", help="PEM CA that signed the gateway's certificate: connect with TLS")
+    parser.add_argument("--client-cert", help="PEM client certificate, for mutual TLS")
+    parser.add_argument("--client-key", help="PEM key of --client-cert")
+
+
+def _client(args: argparse.Namespace) -> QuorumClient:
+    from .client import ClientTLS, QuorumClient
+
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    tls = None
+    if args.ca_cert or args.client_cert:
+        tls = ClientTLS(ca_file=args.ca_cert, cert_file=args.client_cert, key_file=args.client_key)
+    return QuorumClient(args.target, timeout=args.timeout, token=token, tls=tls)
 
 
 def _sampling_args(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,8 @@ Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -47,6 +49,21 @@ def chat_messages(messages: Iterable[MessageLike]) -> list[pb.ChatMessage]:
     return [m if isinstance(m, pb.ChatMessage) else pb.ChatMessage(role=m[0], content=m[1]) for m in messages]
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """TLS settings of a client: the CA that signed the server, and a client certificate for mutual TLS."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file), read(self.cert_file))
+
+
 def _metadata(token: str | None) -> Metadata | None:
     return (("authorization", f"Bearer {token}"),) if token else None
 
@@ -54,11 +71,13 @@ def _metadata(token: str | None) -> Metadata | None:
 class QuorumClient:
     """Blocking client. ``timeout`` (seconds) becomes each call's gRPC deadline."""
 
-    def __init__(self, target: str, timeout: float | None = 120.0, token: str | None = None) -> None:
+    def __init__(
+        self, target: str, timeout: float | None = 120.0, token: str | None = None, tls: ClientTLS | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
         self._metadata = _metadata(token)
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.secure_channel(target, tls.credentials()) if tls else grpc.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -100,7 +119,9 @@ class QuorumClient:
         return self._stub.Tokenize(request, timeout=self.timeout, metadata=self._metadata)
 
     def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
-        reply = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        reply = self._health.Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout, metadata=self._metadata
+        )
         return reply.status
 
     def close(self) -> None:
@@ -118,11 +139,13 @@ class QuorumClient:
 class AsyncQuorumClient:
     """asyncio client; use ``async with``. Cancelling a call cancels the RPC and the engine request."""
 
-    def __init__(self, target: str, timeout: float | None = 120.0, token: str | None = None) -> None:
+    def __init__(
+        self, target: str, timeout: float | None = 120.0, token: str | None = None, tls: ClientTLS | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
         self._metadata = _metadata(token)
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = grpc.aio.secure_channel(target, tls.credentials()) if tls else grpc.aio.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

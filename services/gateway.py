@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,6 +29,7 @@ from quorum.cluster.types import ModelStatus
 from quorum.v1 import inference_pb2, inference_pb2_grpc
 
 from .inference import InferenceServicer
+from .security import BearerTokenInterceptor, TokenFile, server_credentials
 from .status import model_health_name
 
 logger = logging.getLogger(__name__)
@@ -50,10 +52,15 @@ class Gateway:
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._dispatcher.add_listener(self._on_status)
         gateway = config.gateway
+        # Trace the quorum API; the health service's Watch is not an async generator,
+        # which the tracing interceptor's streaming wrapper cannot handle.
+        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+            aio_server_interceptor(filter_=filters.service_prefix("quorum."))  # type: ignore[no-untyped-call]
+        ]
+        if gateway.auth_tokens_file is not None:
+            interceptors.insert(0, BearerTokenInterceptor(TokenFile(gateway.auth_tokens_file)))
         self._server = grpc.aio.server(
-            # Trace the quorum API; the health service's Watch is not an async generator,
-            # which the interceptor's streaming wrapper cannot handle.
-            interceptors=[aio_server_interceptor(filter_=filters.service_prefix("quorum."))],  # type: ignore[no-untyped-call]
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", gateway.max_message_bytes),
                 ("grpc.max_send_message_length", gateway.max_message_bytes),
@@ -68,7 +75,13 @@ class Gateway:
             (INFERENCE_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self._server,
         )
-        self.port = self._server.add_insecure_port(f"{gateway.host}:{gateway.grpc_port}")
+        address = f"{gateway.host}:{gateway.grpc_port}"
+        credentials = server_credentials(gateway)
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
+        self._all_ready = asyncio.Event()
         self._statuses: dict[str, ModelStatus] = {}
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run())]
@@ -86,9 +99,25 @@ class Gateway:
 
     async def _set_overall(self) -> None:
         statuses = [self._statuses.get(m) for m in self._dispatcher.model_ids]
-        serving = _serving(all(s is not None and s.ready for s in statuses))
+        ready = all(s is not None and s.ready for s in statuses)
+        if ready:
+            self._all_ready.set()
+        else:
+            self._all_ready.clear()
+        serving = _serving(ready)
         await self._health.set("", serving)
         await self._health.set(INFERENCE_SERVICE, serving)
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until every model can serve; False on timeout."""
+        try:
+            await asyncio.wait_for(self._all_ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def model_states(self) -> dict[str, ModelStatus]:
+        return dict(self._statuses)
 
     async def endpoint(self) -> str:
         """The address clients dial."""

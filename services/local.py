@@ -7,12 +7,9 @@ run the exact code path a deployment runs.
 from __future__ import annotations
 
 import logging
-import time
 from types import TracebackType
 
-import grpc
 import ray
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ray import serve
 
 from quorum.cluster.config import QuorumConfig
@@ -24,25 +21,6 @@ logger = logging.getLogger(__name__)
 
 class ClusterStartError(RuntimeError):
     """The cluster did not become ready; the message says which model and why."""
-
-
-def wait_until_serving(target: str, timeout_s: float, service: str = "") -> None:
-    """Block until grpc.health.v1 reports SERVING for ``service`` at ``target`` (watching, not polling)."""
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ClusterStartError(f"{target} did not report SERVING within {timeout_s:.0f} s")
-            try:
-                for update in stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=remaining):
-                    if update.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise
-                raise ClusterStartError(f"{target} did not report SERVING within {timeout_s:.0f} s") from None
 
 
 class LocalCluster:
@@ -73,8 +51,12 @@ class LocalCluster:
         return self.target
 
     def wait_ready(self, timeout_s: float = 600) -> None:
-        """Block until every configured model can serve."""
-        wait_until_serving(self.target, timeout_s)
+        """Block until every configured model can serve (asked of the gateway, so TLS and auth don't matter)."""
+        gateway = serve.get_app_handle(self.config.ray.app_name)
+        if not gateway.wait_ready.remote(timeout_s).result(timeout_s=timeout_s + 30):
+            states = gateway.model_states.remote().result(timeout_s=30)
+            waiting = ", ".join(f"{m}: {s.state} {s.detail}".strip() for m, s in states.items() if not s.ready)
+            raise ClusterStartError(f"models not ready after {timeout_s:.0f} s: {waiting or 'no status yet'}")
 
     def stop(self) -> None:
         """Delete the app; shut Serve and Ray down if this object started Ray."""
