@@ -135,6 +135,23 @@ class GatewayConfig(_Strict):
         return self
 
 
+class ReasoningConfig(_Strict):
+    """The reasoning deployment: strategies run next to the engines."""
+
+    num_replicas: int = Field(1, ge=1, description="Replicas of the reasoning deployment.")
+    max_samples: int = Field(16, ge=1, description="Largest self-consistency k a request may ask for.")
+    default_samples: int = Field(8, ge=1, description="k when a self-consistency request leaves `samples` 0.")
+    max_seconds: float = Field(300, gt=0, description="Largest budget.max_seconds a request may ask for.")
+    max_tokens: int = Field(32768, ge=1, description="Largest budget.max_tokens a request may ask for.")
+    tool_timeout_s: float = Field(5, gt=0, description="Time one tool call may take before it fails.")
+
+    @model_validator(mode="after")
+    def _check_samples(self) -> ReasoningConfig:
+        if self.default_samples > self.max_samples:
+            raise ValueError("reasoning.default_samples must not exceed reasoning.max_samples")
+        return self
+
+
 class TelemetryConfig(_Strict):
     """OpenTelemetry tracing."""
 
@@ -158,6 +175,7 @@ class QuorumConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1, description="Served models.")
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)  # type: ignore[arg-type]
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)  # type: ignore[arg-type]
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)  # type: ignore[arg-type]
     ray: RayConfig = Field(default_factory=RayConfig)  # type: ignore[arg-type]
     model_cache_dir: str = Field("~/.cache/quorum/models", description="Where prepared (converted) models are written.")
 

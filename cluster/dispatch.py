@@ -32,13 +32,14 @@ class _Model:
     status: ModelStatus
 
 
-def _unwrap(exc: BaseException) -> BaseException:
+def unwrap(exc: BaseException) -> BaseException:
+    """The exception a replica raised, without Ray's RayTaskError wrapper."""
     return exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
 
 
 def domain_error(exc: BaseException, model_id: str) -> QuorumError | None:
     """The quorum error a Ray/Serve failure means for a client, or None if it is a bug."""
-    cause = _unwrap(exc)
+    cause = unwrap(exc)
     if isinstance(cause, QuorumError):
         return cause
     if isinstance(cause, BackPressureError):
@@ -107,7 +108,7 @@ class ModelDispatcher:
         except TimeoutError:
             status = ModelStatus(ready=False, state="loading", detail="no replica answered yet")
         except Exception as exc:  # noqa: BLE001 - any probe failure means "cannot serve now"
-            status = ModelStatus(ready=False, state="failed", detail=f"{type(_unwrap(exc)).__name__}: {exc}")
+            status = ModelStatus(ready=False, state="failed", detail=f"{type(unwrap(exc)).__name__}: {exc}")
         if status != model.status:
             logger.info("model %s: %s %s", model_id, status.state, status.detail)
         model.status = status

@@ -17,11 +17,18 @@ from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config, par
 from quorum.cluster.deployments import llm_server_app
 
 from .gateway import Gateway
+from .reasoning_server import ReasoningServer
 
 
 def build_app(config: QuorumConfig) -> Application:
-    """The gateway ingress bound to one LLM-server deployment per configured model."""
+    """The gateway ingress bound to one LLM-server deployment per configured model and the reasoning deployment."""
     handles = {model.id: llm_server_app(model, config) for model in config.models}
+    reasoning = serve.deployment(ReasoningServer).options(
+        name="reasoning",
+        num_replicas=config.reasoning.num_replicas,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=1_000,
+    )
     gateway = serve.deployment(Gateway).options(
         name="gateway",
         num_replicas=config.gateway.num_replicas,
@@ -29,7 +36,7 @@ def build_app(config: QuorumConfig) -> Application:
         max_ongoing_requests=10_000,
         graceful_shutdown_timeout_s=config.gateway.graceful_shutdown_s + 5,
     )
-    return gateway.bind(config, handles)
+    return gateway.bind(config, handles, reasoning.bind(config, handles))
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -26,15 +26,17 @@ from quorum.cluster.config import QuorumConfig
 from quorum.cluster.dispatch import ModelDispatcher
 from quorum.cluster.telemetry import setup_tracing
 from quorum.cluster.types import ModelStatus
-from quorum.v1 import inference_pb2, inference_pb2_grpc
+from quorum.v1 import inference_pb2, inference_pb2_grpc, reasoning_pb2, reasoning_pb2_grpc
 
 from .inference import InferenceServicer
+from .reasoning_service import ReasoningServicer
 from .security import BearerTokenInterceptor, TokenFile, server_credentials
 from .status import model_health_name
 
 logger = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+REASONING_SERVICE = reasoning_pb2.DESCRIPTOR.services_by_name["ReasoningService"].full_name
 HEALTH_PERIOD_S = 1.0
 
 
@@ -45,7 +47,7 @@ def _serving(ready: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueT
 class Gateway:
     """Serve ingress deployment that owns the gRPC server (see the module docstring)."""
 
-    def __init__(self, config: QuorumConfig, handles: dict[str, DeploymentHandle]) -> None:
+    def __init__(self, config: QuorumConfig, handles: dict[str, DeploymentHandle], reasoning: DeploymentHandle) -> None:
         setup_tracing(config.telemetry, component="gateway")
         self._config = config
         self._dispatcher = ModelDispatcher(config, handles)
@@ -70,9 +72,17 @@ class Gateway:
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(
             InferenceServicer(self._dispatcher, gateway), self._server
         )
+        reasoning_pb2_grpc.add_ReasoningServiceServicer_to_server(
+            ReasoningServicer(reasoning, self._dispatcher, config.reasoning), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
-            (INFERENCE_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                INFERENCE_SERVICE,
+                REASONING_SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self._server,
         )
         address = f"{gateway.host}:{gateway.grpc_port}"

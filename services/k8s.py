@@ -15,8 +15,8 @@ default configuration), so tests can point one at a recorded-response server. Ev
 act on is raised as :class:`K8sError` with a message saying what to do.
 
 Names follow the chart (``templates/_helpers.tpl``): the RayService is ``quorum.fullname`` — the release
-name when it contains "quorum", else ``<release>-quorum`` (:func:`rayservice_name`; pass ``name=`` when
-``nameOverride``/``fullnameOverride`` are set) — and every object carries the labels
+name when it contains "quorum", else ``<release>-quorum``, at most 40 characters (:func:`rayservice_name`;
+pass ``name=`` when ``nameOverride``/``fullnameOverride`` are set) — and every object carries the labels
 ``app.kubernetes.io/instance=<release>`` and ``app.kubernetes.io/part-of=quorum``.
 """
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -103,11 +104,11 @@ def rayservice_name(release: str, name_override: str = "") -> str:
     """The RayService's name for a Helm release, as the chart's ``quorum.fullname`` computes it.
 
     Without ``fullnameOverride``: the release name if it contains the chart name (``name_override`` or
-    "quorum"), else ``<release>-<chart name>``; truncated to 40 characters, trailing "-" removed.
+    "quorum"), else ``<release>-<chart name>``; truncated to 40 characters, then one trailing "-" removed.
     """
     chart_name = name_override or CHART_NAME
     full = release if chart_name in release else f"{release}-{chart_name}"
-    return full[:40].rstrip("-")
+    return full[:40].removesuffix("-")
 
 
 def release_selector(release: str) -> str:
@@ -145,7 +146,7 @@ def load_api(kubeconfig: str | None = None, context: str | None = None) -> ApiCl
         api = _new_client_from_config(config_file=path, context=context, persist_config=False)
     except config.ConfigException as exc:
         raise K8sError(_kubeconfig_problem(path, context, str(exc)) + in_cluster_problem) from exc
-    except (OSError, ValueError, TypeError, KeyError) as exc:  # unreadable or malformed YAML, bad fields
+    except (OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:  # unreadable, malformed, bad fields
         raise K8sError(_kubeconfig_problem(path, context, f"{type(exc).__name__}: {exc}") + in_cluster_problem) from exc
     return api
 
@@ -176,7 +177,7 @@ def default_namespace(kubeconfig: str | None = None, context: str | None = None)
         contexts, current = _list_kube_config_contexts(config_file=path)
     except Exception:  # noqa: BLE001 - any failure means "no preference"
         return "default"
-    chosen = current
+    chosen: dict[str, Any] | None = current
     if context is not None:
         chosen = next((c for c in contexts or [] if c.get("name") == context), None)
     configured = ((chosen or {}).get("context") or {}).get("namespace")
@@ -493,8 +494,10 @@ def _raise_api_error(
             f"{doing}): {detail}. Grant it with a Role/RoleBinding; check with "
             f"`kubectl auth can-i {verb} {resource} -n {namespace}`"
         ) from exc
-    if not code:  # the client's own failures (TLS, malformed request)
-        raise K8sError(f"cannot {doing}: {exc.reason}") from exc
+    if not code:  # the client's own failures (TLS handshake, malformed request)
+        raise K8sError(
+            f"cannot {doing}: {exc.reason}. Check the kubeconfig's server address and certificate-authority."
+        ) from exc
     raise K8sError(
         f"Kubernetes API error {code} {exc.reason or ''} while trying to {doing}: {detail}".replace("  ", " ")
     ) from exc

@@ -13,13 +13,18 @@ from grpc_status import rpc_status
 from opentelemetry import trace
 
 from quorum.cluster.errors import EngineUnavailable, InvalidArgument, ModelNotFound, Overloaded, QuorumError
+from quorum.reasoning.errors import ReasoningError, ReasoningInputError, StrategyUnavailableError, UnknownToolError
 
 RETRY_AFTER_S = 1.0
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
-_CODES: list[tuple[type[QuorumError], grpc.StatusCode]] = [
+UserError = QuorumError | ReasoningError
+_CODES: list[tuple[type[UserError], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (ReasoningInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (UnknownToolError, grpc.StatusCode.NOT_FOUND),
+    (StrategyUnavailableError, grpc.StatusCode.UNIMPLEMENTED),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EngineUnavailable, grpc.StatusCode.UNAVAILABLE),
 ]
@@ -30,18 +35,18 @@ def model_health_name(model_id: str) -> str:
     return f"model/{model_id}"
 
 
-def status_code(error: QuorumError) -> grpc.StatusCode:
+def status_code(error: UserError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(error, cls):
             return code
     return grpc.StatusCode.INTERNAL
 
 
-def to_status(error: QuorumError) -> grpc.Status:
+def to_status(error: UserError) -> grpc.Status:
     """A rich status: code and message, plus BadRequest or RetryInfo details where they apply."""
     code = status_code(error)
     details = []
-    if isinstance(error, InvalidArgument):
+    if isinstance(error, InvalidArgument | ReasoningInputError):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
     elif isinstance(error, Overloaded | EngineUnavailable):
@@ -62,7 +67,7 @@ async def errors_as_status(context: Context) -> AsyncIterator[None]:
     """Abort the RPC with the status of any domain error raised inside the block."""
     try:
         yield
-    except QuorumError as error:
+    except (QuorumError, ReasoningError) as error:
         status = to_status(error)
         span = trace.get_current_span()
         span.set_attribute("rpc.grpc.status_code", status.code.value[0])

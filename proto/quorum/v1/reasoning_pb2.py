@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from quorum.v1 import inference_pb2 as quorum_dot_v1_dot_inference__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quorum/v1/reasoning.proto\x12\tquorum.v1\x1a\x19quorum/v1/inference.proto\"I\n\x06\x42udget\x12\x12\n\nmax_tokens\x18\x01 \x01(\r\x12\x13\n\x0bmax_seconds\x18\x02 \x01(\x02\x12\x16\n\x0emax_tool_calls\x18\x03 \x01(\r\"o\n\rEarlyStopping\x12&\n\x04rule\x18\x01 \x01(\x0e\x32\x18.quorum.v1.EarlyStopRule\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\x0e\n\x06window\x18\x03 \x01(\r\x12\x13\n\x0bmin_samples\x18\x04 \x01(\r\"\x8b\x01\n\x11ReasoningSampling\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x11\n\x04seed\x18\x04 \x01(\x04H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xea\x02\n\rReasonRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12%\n\x08strategy\x18\x04 \x01(\x0e\x32\x13.quorum.v1.Strategy\x12\x0f\n\x07samples\x18\x05 \x01(\r\x12\r\n\x05tools\x18\x06 \x03(\t\x12!\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x11.quorum.v1.Budget\x12\x30\n\x0e\x65\x61rly_stopping\x18\x08 \x01(\x0b\x32\x18.quorum.v1.EarlyStopping\x12.\n\x08sampling\x18\t \x01(\x0b\x32\x1c.quorum.v1.ReasoningSampling\x12.\n\ranswer_format\x18\n \x01(\x0e\x32\x17.quorum.v1.AnswerFormat\x12\x12\n\ncollection\x18\x0b \x01(\t\"\\\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\"%\n\x07Thought\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"5\n\x06Sample\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\t\"*\n\tVoteCount\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"F\n\x04Vote\x12$\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x14.quorum.v1.VoteCount\x12\x18\n\x10samples_finished\x18\x02 \x01(\r\">\n\x08ToolCall\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"X\n\nToolResult\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x07seconds\x18\x05 \x01(\x02\"B\n\x0eRetrievedChunk\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"E\n\tRetrieval\x12\r\n\x05query\x18\x01 \x01(\t\x12)\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x19.quorum.v1.RetrievedChunk\"\xb7\x01\n\x05\x46inal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0csamples_used\x18\x03 \x01(\r\x12\x11\n\tcitations\x18\x04 \x03(\t\x12$\n\x05usage\x18\x05 \x01(\x0b\x32\x15.quorum.v1.TokenUsage\x12*\n\x0bstop_reason\x18\x06 \x01(\x0e\x32\x15.quorum.v1.StopReason\x12\x0f\n\x07seconds\x18\x07 \x01(\x02\"\xbc\x02\n\x0eReasonResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x07thought\x18\x02 \x01(\x0b\x32\x12.quorum.v1.ThoughtH\x00\x12#\n\x06sample\x18\x03 \x01(\x0b\x32\x11.quorum.v1.SampleH\x00\x12\x1f\n\x04vote\x18\x04 \x01(\x0b\x32\x0f.quorum.v1.VoteH\x00\x12(\n\ttool_call\x18\x05 \x01(\x0b\x32\x13.quorum.v1.ToolCallH\x00\x12,\n\x0btool_result\x18\x06 \x01(\x0b\x32\x15.quorum.v1.ToolResultH\x00\x12)\n\tretrieval\x18\x07 \x01(\x0b\x32\x14.quorum.v1.RetrievalH\x00\x12!\n\x05\x66inal\x18\x08 \x01(\x0b\x32\x10.quorum.v1.FinalH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ListToolsRequest\"M\n\x08ToolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"7\n\x11ListToolsResponse\x12\"\n\x05tools\x18\x01 \x03(\x0b\x32\x13.quorum.v1.ToolInfo*\x9d\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTRATEGY_DIRECT\x10\x01\x12\x1d\n\x19STRATEGY_CHAIN_OF_THOUGHT\x10\x02\x12\x1d\n\x19STRATEGY_SELF_CONSISTENCY\x10\x03\x12\x12\n\x0eSTRATEGY_REACT\x10\x04\x12\x10\n\x0cSTRATEGY_RAG\x10\x05*\x80\x01\n\rEarlyStopRule\x12\x1f\n\x1b\x45\x41RLY_STOP_RULE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45\x41RLY_STOP_RULE_NONE\x10\x01\x12\x18\n\x14\x45\x41RLY_STOP_RULE_BETA\x10\x02\x12\x1a\n\x16\x45\x41RLY_STOP_RULE_WINDOW\x10\x03*y\n\x0c\x41nswerFormat\x12\x1d\n\x19\x41NSWER_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41NSWER_FORMAT_NUMBER\x10\x01\x12\x18\n\x14\x41NSWER_FORMAT_CHOICE\x10\x02\x12\x16\n\x12\x41NSWER_FORMAT_TEXT\x10\x03*\x92\x02\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_ANSWERED\x10\x01\x12\x19\n\x15STOP_REASON_CONSENSUS\x10\x02\x12\x1d\n\x19STOP_REASON_BUDGET_TOKENS\x10\x03\x12\x1b\n\x17STOP_REASON_BUDGET_TIME\x10\x04\x12!\n\x1dSTOP_REASON_BUDGET_TOOL_CALLS\x10\x05\x12\x19\n\x15STOP_REASON_MAX_STEPS\x10\x06\x12\x1d\n\x19STOP_REASON_LOOP_DETECTED\x10\x07\x12\x19\n\x15STOP_REASON_NO_ANSWER\x10\x08\x32\x9b\x01\n\x10ReasoningService\x12?\n\x06Reason\x12\x18.quorum.v1.ReasonRequest\x1a\x19.quorum.v1.ReasonResponse0\x01\x12\x46\n\tListTools\x12\x1b.quorum.v1.ListToolsRequest\x1a\x1c.quorum.v1.ListToolsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quorum/v1/reasoning.proto\x12\tquorum.v1\x1a\x19quorum/v1/inference.proto\"I\n\x06\x42udget\x12\x12\n\nmax_tokens\x18\x01 \x01(\r\x12\x13\n\x0bmax_seconds\x18\x02 \x01(\x02\x12\x16\n\x0emax_tool_calls\x18\x03 \x01(\r\"o\n\rEarlyStopping\x12&\n\x04rule\x18\x01 \x01(\x0e\x32\x18.quorum.v1.EarlyStopRule\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\x0e\n\x06window\x18\x03 \x01(\r\x12\x13\n\x0bmin_samples\x18\x04 \x01(\r\"\x8b\x01\n\x11ReasoningSampling\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x11\n\x04seed\x18\x04 \x01(\x04H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\x8e\x03\n\rReasonRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12%\n\x08strategy\x18\x04 \x01(\x0e\x32\x13.quorum.v1.Strategy\x12\x0f\n\x07samples\x18\x05 \x01(\r\x12\r\n\x05tools\x18\x06 \x03(\t\x12!\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x11.quorum.v1.Budget\x12\x30\n\x0e\x65\x61rly_stopping\x18\x08 \x01(\x0b\x32\x18.quorum.v1.EarlyStopping\x12.\n\x08sampling\x18\t \x01(\x0b\x32\x1c.quorum.v1.ReasoningSampling\x12.\n\ranswer_format\x18\n \x01(\x0e\x32\x17.quorum.v1.AnswerFormat\x12\x12\n\ncollection\x18\x0b \x01(\t\x12\x0f\n\x07\x63hoices\x18\x0c \x03(\t\x12\x11\n\tmax_steps\x18\r \x01(\r\"\\\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\"%\n\x07Thought\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"5\n\x06Sample\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\t\"*\n\tVoteCount\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"@\n\x04Vote\x12$\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x14.quorum.v1.VoteCount\x12\x12\n\nunanswered\x18\x02 \x01(\r\">\n\x08ToolCall\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"X\n\nToolResult\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x07seconds\x18\x05 \x01(\x02\"B\n\x0eRetrievedChunk\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"E\n\tRetrieval\x12\r\n\x05query\x18\x01 \x01(\t\x12)\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x19.quorum.v1.RetrievedChunk\"\xc7\x01\n\x05\x46inal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0csamples_used\x18\x03 \x01(\r\x12\x11\n\tcitations\x18\x04 \x03(\t\x12$\n\x05usage\x18\x05 \x01(\x0b\x32\x15.quorum.v1.TokenUsage\x12*\n\x0bstop_reason\x18\x06 \x01(\x0e\x32\x15.quorum.v1.StopReason\x12\x0f\n\x07seconds\x18\x07 \x01(\x02\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\"\xbc\x02\n\x0eReasonResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x07thought\x18\x02 \x01(\x0b\x32\x12.quorum.v1.ThoughtH\x00\x12#\n\x06sample\x18\x03 \x01(\x0b\x32\x11.quorum.v1.SampleH\x00\x12\x1f\n\x04vote\x18\x04 \x01(\x0b\x32\x0f.quorum.v1.VoteH\x00\x12(\n\ttool_call\x18\x05 \x01(\x0b\x32\x13.quorum.v1.ToolCallH\x00\x12,\n\x0btool_result\x18\x06 \x01(\x0b\x32\x15.quorum.v1.ToolResultH\x00\x12)\n\tretrieval\x18\x07 \x01(\x0b\x32\x14.quorum.v1.RetrievalH\x00\x12!\n\x05\x66inal\x18\x08 \x01(\x0b\x32\x10.quorum.v1.FinalH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ListToolsRequest\"M\n\x08ToolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"7\n\x11ListToolsResponse\x12\"\n\x05tools\x18\x01 \x03(\x0b\x32\x13.quorum.v1.ToolInfo*\x9d\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTRATEGY_DIRECT\x10\x01\x12\x1d\n\x19STRATEGY_CHAIN_OF_THOUGHT\x10\x02\x12\x1d\n\x19STRATEGY_SELF_CONSISTENCY\x10\x03\x12\x12\n\x0eSTRATEGY_REACT\x10\x04\x12\x10\n\x0cSTRATEGY_RAG\x10\x05*\x80\x01\n\rEarlyStopRule\x12\x1f\n\x1b\x45\x41RLY_STOP_RULE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45\x41RLY_STOP_RULE_NONE\x10\x01\x12\x18\n\x14\x45\x41RLY_STOP_RULE_BETA\x10\x02\x12\x1a\n\x16\x45\x41RLY_STOP_RULE_WINDOW\x10\x03*y\n\x0c\x41nswerFormat\x12\x1d\n\x19\x41NSWER_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41NSWER_FORMAT_NUMBER\x10\x01\x12\x18\n\x14\x41NSWER_FORMAT_CHOICE\x10\x02\x12\x16\n\x12\x41NSWER_FORMAT_TEXT\x10\x03*\x92\x02\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_ANSWERED\x10\x01\x12\x19\n\x15STOP_REASON_CONSENSUS\x10\x02\x12\x1d\n\x19STOP_REASON_BUDGET_TOKENS\x10\x03\x12\x1b\n\x17STOP_REASON_BUDGET_TIME\x10\x04\x12!\n\x1dSTOP_REASON_BUDGET_TOOL_CALLS\x10\x05\x12\x19\n\x15STOP_REASON_MAX_STEPS\x10\x06\x12\x1d\n\x19STOP_REASON_LOOP_DETECTED\x10\x07\x12\x19\n\x15STOP_REASON_NO_ANSWER\x10\x08\x32\x9b\x01\n\x10ReasoningService\x12?\n\x06Reason\x12\x18.quorum.v1.ReasonRequest\x1a\x19.quorum.v1.ReasonResponse0\x01\x12\x46\n\tListTools\x12\x1b.quorum.v1.ListToolsRequest\x1a\x1c.quorum.v1.ListToolsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quorum.v1.reasoning_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STRATEGY']._serialized_start=2021
-  _globals['_STRATEGY']._serialized_end=2178
-  _globals['_EARLYSTOPRULE']._serialized_start=2181
-  _globals['_EARLYSTOPRULE']._serialized_end=2309
-  _globals['_ANSWERFORMAT']._serialized_start=2311
-  _globals['_ANSWERFORMAT']._serialized_end=2432
-  _globals['_STOPREASON']._serialized_start=2435
-  _globals['_STOPREASON']._serialized_end=2709
+  _globals['_STRATEGY']._serialized_start=2067
+  _globals['_STRATEGY']._serialized_end=2224
+  _globals['_EARLYSTOPRULE']._serialized_start=2227
+  _globals['_EARLYSTOPRULE']._serialized_end=2355
+  _globals['_ANSWERFORMAT']._serialized_start=2357
+  _globals['_ANSWERFORMAT']._serialized_end=2478
+  _globals['_STOPREASON']._serialized_start=2481
+  _globals['_STOPREASON']._serialized_end=2755
   _globals['_BUDGET']._serialized_start=67
   _globals['_BUDGET']._serialized_end=140
   _globals['_EARLYSTOPPING']._serialized_start=142
@@ -47,35 +47,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REASONINGSAMPLING']._serialized_start=256
   _globals['_REASONINGSAMPLING']._serialized_end=395
   _globals['_REASONREQUEST']._serialized_start=398
-  _globals['_REASONREQUEST']._serialized_end=760
-  _globals['_TOKENUSAGE']._serialized_start=762
-  _globals['_TOKENUSAGE']._serialized_end=854
-  _globals['_THOUGHT']._serialized_start=856
-  _globals['_THOUGHT']._serialized_end=893
-  _globals['_SAMPLE']._serialized_start=895
-  _globals['_SAMPLE']._serialized_end=948
-  _globals['_VOTECOUNT']._serialized_start=950
-  _globals['_VOTECOUNT']._serialized_end=992
-  _globals['_VOTE']._serialized_start=994
-  _globals['_VOTE']._serialized_end=1064
-  _globals['_TOOLCALL']._serialized_start=1066
-  _globals['_TOOLCALL']._serialized_end=1128
-  _globals['_TOOLRESULT']._serialized_start=1130
-  _globals['_TOOLRESULT']._serialized_end=1218
-  _globals['_RETRIEVEDCHUNK']._serialized_start=1220
-  _globals['_RETRIEVEDCHUNK']._serialized_end=1286
-  _globals['_RETRIEVAL']._serialized_start=1288
-  _globals['_RETRIEVAL']._serialized_end=1357
-  _globals['_FINAL']._serialized_start=1360
-  _globals['_FINAL']._serialized_end=1543
-  _globals['_REASONRESPONSE']._serialized_start=1546
-  _globals['_REASONRESPONSE']._serialized_end=1862
-  _globals['_LISTTOOLSREQUEST']._serialized_start=1864
-  _globals['_LISTTOOLSREQUEST']._serialized_end=1882
-  _globals['_TOOLINFO']._serialized_start=1884
-  _globals['_TOOLINFO']._serialized_end=1961
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=1963
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=2018
-  _globals['_REASONINGSERVICE']._serialized_start=2712
-  _globals['_REASONINGSERVICE']._serialized_end=2867
+  _globals['_REASONREQUEST']._serialized_end=796
+  _globals['_TOKENUSAGE']._serialized_start=798
+  _globals['_TOKENUSAGE']._serialized_end=890
+  _globals['_THOUGHT']._serialized_start=892
+  _globals['_THOUGHT']._serialized_end=929
+  _globals['_SAMPLE']._serialized_start=931
+  _globals['_SAMPLE']._serialized_end=984
+  _globals['_VOTECOUNT']._serialized_start=986
+  _globals['_VOTECOUNT']._serialized_end=1028
+  _globals['_VOTE']._serialized_start=1030
+  _globals['_VOTE']._serialized_end=1094
+  _globals['_TOOLCALL']._serialized_start=1096
+  _globals['_TOOLCALL']._serialized_end=1158
+  _globals['_TOOLRESULT']._serialized_start=1160
+  _globals['_TOOLRESULT']._serialized_end=1248
+  _globals['_RETRIEVEDCHUNK']._serialized_start=1250
+  _globals['_RETRIEVEDCHUNK']._serialized_end=1316
+  _globals['_RETRIEVAL']._serialized_start=1318
+  _globals['_RETRIEVAL']._serialized_end=1387
+  _globals['_FINAL']._serialized_start=1390
+  _globals['_FINAL']._serialized_end=1589
+  _globals['_REASONRESPONSE']._serialized_start=1592
+  _globals['_REASONRESPONSE']._serialized_end=1908
+  _globals['_LISTTOOLSREQUEST']._serialized_start=1910
+  _globals['_LISTTOOLSREQUEST']._serialized_end=1928
+  _globals['_TOOLINFO']._serialized_start=1930
+  _globals['_TOOLINFO']._serialized_end=2007
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=2009
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=2064
+  _globals['_REASONINGSERVICE']._serialized_start=2758
+  _globals['_REASONINGSERVICE']._serialized_end=2913
 # @@protoc_insertion_point(module_scope)

@@ -172,11 +172,11 @@ class Budget(_message.Message):
     MAX_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_TOOL_CALLS_FIELD_NUMBER: _builtins.int
     max_tokens: _builtins.int
-    """Generated plus prompt tokens over the whole run."""
+    """Generated tokens over all of the run's engine requests. Default 4096."""
     max_seconds: _builtins.float
-    """Wall-clock seconds."""
+    """Wall-clock seconds. Default 60."""
     max_tool_calls: _builtins.int
-    """Tool calls."""
+    """Tool calls. Default 8."""
     def __init__(
         self,
         *,
@@ -207,9 +207,9 @@ class EarlyStopping(_message.Message):
     threshold: _builtins.float
     """Beta rule: posterior probability to reach, in (0.5, 1). Default 0.95."""
     window: _builtins.int
-    """Window rule: number of agreeing answers in a row. Default 3."""
+    """Window rule: number of agreeing answers in a row. Default 4."""
     min_samples: _builtins.int
-    """Never stop before this many answered samples. Default 3."""
+    """Never stop before this many finished samples. Default 1."""
     def __init__(
         self,
         *,
@@ -288,6 +288,8 @@ class ReasonRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     ANSWER_FORMAT_FIELD_NUMBER: _builtins.int
     COLLECTION_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    MAX_STEPS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id; empty means the default model."""
     question: _builtins.str
@@ -300,6 +302,8 @@ class ReasonRequest(_message.Message):
     """What an answer looks like."""
     collection: _builtins.str
     """Document collection, for STRATEGY_RAG."""
+    max_steps: _builtins.int
+    """Step limit of the ReAct loop. Default 6."""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ChatMessage]:
         """Earlier conversation, oldest first."""
@@ -320,6 +324,10 @@ class ReasonRequest(_message.Message):
     def sampling(self) -> Global___ReasoningSampling:
         """Decoding overrides."""
 
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Labels of a choice answer (ANSWER_FORMAT_CHOICE). Default A-E."""
+
     def __init__(
         self,
         *,
@@ -334,10 +342,12 @@ class ReasonRequest(_message.Message):
         sampling: Global___ReasoningSampling | None = ...,
         answer_format: Global___AnswerFormat.ValueType = ...,
         collection: _builtins.str = ...,
+        choices: _abc.Iterable[_builtins.str] | None = ...,
+        max_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "early_stopping", b"early_stopping", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "collection", b"collection", "early_stopping", b"early_stopping", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "strategy", b"strategy", "tools", b"tools"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "choices", b"choices", "collection", b"collection", "early_stopping", b"early_stopping", "max_steps", b"max_steps", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "strategy", b"strategy", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -382,7 +392,7 @@ class Thought(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     step: _builtins.int
-    """Step number, from 0."""
+    """Step number, from 1."""
     text: _builtins.str
     """The text (a delta while streaming)."""
     def __init__(
@@ -462,9 +472,9 @@ class Vote(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COUNTS_FIELD_NUMBER: _builtins.int
-    SAMPLES_FINISHED_FIELD_NUMBER: _builtins.int
-    samples_finished: _builtins.int
-    """Samples finished so far."""
+    UNANSWERED_FIELD_NUMBER: _builtins.int
+    unanswered: _builtins.int
+    """Finished samples without an extractable answer."""
     @_builtins.property
     def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VoteCount]:
         """Answers by count, most first."""
@@ -473,11 +483,11 @@ class Vote(_message.Message):
         self,
         *,
         counts: _abc.Iterable[Global___VoteCount] | None = ...,
-        samples_finished: _builtins.int = ...,
+        unanswered: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "samples_finished", b"samples_finished"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "unanswered", b"unanswered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -622,6 +632,7 @@ class Final(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     STOP_REASON_FIELD_NUMBER: _builtins.int
     SECONDS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer (empty when none was found)."""
     confidence: _builtins.float
@@ -632,6 +643,8 @@ class Final(_message.Message):
     """Why the run ended."""
     seconds: _builtins.float
     """Wall-clock seconds of the run."""
+    detail: _builtins.str
+    """Why a budget or loop stop happened, in words."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Source document ids the answer cites (RAG)."""
@@ -650,10 +663,11 @@ class Final(_message.Message):
         usage: Global___TokenUsage | None = ...,
         stop_reason: Global___StopReason.ValueType = ...,
         seconds: _builtins.float = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "confidence", b"confidence", "samples_used", b"samples_used", "seconds", b"seconds", "stop_reason", b"stop_reason", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "confidence", b"confidence", "detail", b"detail", "samples_used", b"samples_used", "seconds", b"seconds", "stop_reason", b"stop_reason", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,168 @@
+"""REACT: the model acts through tools, one grammar-constrained JSON action per step, until it answers.
+
+Each step is one model call decoding under the registry's tool-call schema, so
+even a 135M model writes a valid ``{"tool": ..., "arguments": {...}}``; its
+text streams as step events. A tool action is run (with the tool's timeout)
+and its result fed back as the next user turn; ``final_answer`` ends the run.
+The prompt shows one worked exchange per tool: call the tool for the
+arithmetic, then answer with its result. The schema enforces that order too:
+until a tool has returned, the model can only call tools (a small model
+otherwise "answers" at once with a number copied from the question).
+
+The loop is cut when the model repeats a call with the same arguments
+(LOOP_DETECTED) or asks for a tool after ``budget.max_tool_calls`` calls
+(BUDGET_TOOL_CALLS). A cut run gets one more step, decoded under a schema that
+only allows ``final_answer`` and shown the earlier result, so it still ends
+with an answer when it can; the final event keeps the cut's stop reason. The
+run also ends after ``max_steps`` model calls (MAX_STEPS) or when the token
+budget runs out (BUDGET_TOKENS).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from ..answers import answer_json_schema, extract_answer
+from ..events import Event, StopReason, ToolCallEvent, ToolResultEvent
+from ..llm import ChatTurn, LLMClient
+from ..prompts import action_json, observation, react_messages
+from ..request import ReasonRequest
+from ..state import RunState
+from ..telemetry import ending, start_span
+from ..tools import FINAL_ANSWER, ToolOutcome, ToolRegistry
+from .common import Completion, call_tokens, final_event, step_sampling, stream_step, tokens_exhausted
+
+TEMPERATURE = 0.0
+MAX_TOKENS = 128
+
+
+class ActionError(ValueError):
+    """The model's reply is not a usable action; the message is fed back to it."""
+
+
+@dataclass(frozen=True)
+class Action:
+    tool: str
+    arguments: Mapping[str, Any]
+
+    def signature(self) -> str:
+        """Identifies the call for loop detection: whitespace inside string arguments does not matter."""
+        return json.dumps([self.tool, _squeezed(self.arguments)], sort_keys=True)
+
+
+def parse_action(text: str, allowed: Collection[str]) -> Action:
+    """The action in ``text`` (one JSON object, optionally followed by anything); raises :class:`ActionError`."""
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text.strip())
+    except json.JSONDecodeError as error:
+        raise ActionError(f"the reply is not valid JSON ({error.msg})") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("tool"), str)
+        or not isinstance(data.get("arguments"), dict)
+    ):
+        raise ActionError('the reply must be {"tool": <tool name>, "arguments": {...}}')
+    tool, arguments = data["tool"], data["arguments"]
+    if tool not in allowed:
+        raise ActionError(f"there is no tool '{tool}'; use one of: {', '.join(allowed)}")
+    if tool == FINAL_ANSWER and "answer" not in arguments:
+        raise ActionError(f'{FINAL_ANSWER} needs the arguments {{"answer": ...}}')
+    return Action(tool, arguments)
+
+
+async def run(
+    request: ReasonRequest, client: LLMClient, state: RunState, registry: ToolRegistry
+) -> AsyncIterator[Event]:
+    """Step, tool call and tool result events, then the final event."""
+    answer_schema = answer_json_schema(request.answer_format, request.choices)
+    act = json.dumps(registry.tool_call_schema(request.tools, None))  # until a tool has returned
+    act_or_answer = json.dumps(registry.tool_call_schema(request.tools, answer_schema))
+    answer_only = json.dumps(registry.tool_call_schema((), answer_schema))  # after a cut
+    allowed = (*request.tools, FINAL_ANSWER)
+    messages = react_messages(request, [registry.get(name) for name in request.tools])
+    results: dict[str, ToolOutcome] = {}  # by action signature
+    cut: tuple[StopReason, str] | None = None
+    for step in range(1, request.max_steps + 1):
+        if state.remaining_tokens == 0:
+            yield final_event(state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state))
+            return
+        schema = answer_only if cut is not None else act_or_answer if results else act
+        sampling = step_sampling(request, state, temperature=TEMPERATURE, max_tokens=MAX_TOKENS, json_schema=schema)
+        completion = Completion()
+        with ending(start_span("reason.step", state.span, {"quorum.step": step})) as span:
+            model_call = stream_step(client, request.model, messages, sampling, state, span, step, completion)
+            async with aclosing(model_call) as steps:
+                async for event in steps:
+                    yield event
+            try:
+                action = parse_action(completion.text, allowed)
+            except ActionError as error:
+                if completion.finish_reason == "length" and sampling.max_tokens < call_tokens(request, MAX_TOKENS):
+                    yield final_event(
+                        state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state)
+                    )
+                    return
+                span.set_attribute("quorum.action_error", str(error))
+                messages += [
+                    ChatTurn("assistant", completion.text),
+                    ChatTurn("user", f"Error: {error}. Reply with one JSON object like before."),
+                ]
+                continue
+            span.set_attribute("quorum.action", action.tool)
+            if action.tool == FINAL_ANSWER:
+                answer = extract_answer(_as_text(action.arguments["answer"]), request.answer_format, request.choices)
+                reason, detail = cut or (StopReason.ANSWERED if answer is not None else StopReason.NO_ANSWER, "")
+                yield final_event(state, answer, reason, samples_used=1, detail=detail)
+                return
+            if cut is not None:  # only an unconstrained client can get here: it did not answer when told to
+                yield final_event(state, None, cut[0], samples_used=1, detail=cut[1])
+                return
+            call = action_json(action.tool, action.arguments)
+            previous = results.get(action.signature())
+            if previous is not None:
+                cut = (StopReason.LOOP_DETECTED, f"step {step} repeated the call {call}")
+                reminder = f"{observation(previous)}\nYou already made this call. Reply with {FINAL_ANSWER} now."
+                messages += [ChatTurn("assistant", call), ChatTurn("user", reminder)]
+                continue
+            if state.remaining_tool_calls == 0:
+                cut = (StopReason.BUDGET_TOOL_CALLS, f"budget.max_tool_calls={state.budget.max_tool_calls} used up")
+                reminder = f"Error: no tool calls left. Reply with {FINAL_ANSWER} now."
+                messages += [ChatTurn("assistant", call), ChatTurn("user", reminder)]
+                continue
+            state.tool_calls += 1
+            yield ToolCallEvent(step, action.tool, json.dumps(action.arguments, ensure_ascii=False))
+            outcome = await _call_tool(registry, action, span)
+            results[action.signature()] = outcome
+            yield ToolResultEvent(step, action.tool, outcome.output, outcome.error, outcome.latency_s)
+            messages += [ChatTurn("assistant", call), ChatTurn("user", observation(outcome))]
+    reason, detail = cut or (StopReason.MAX_STEPS, f"max_steps={request.max_steps} model calls gave no final answer")
+    yield final_event(state, None, reason, samples_used=1, detail=detail)
+
+
+async def _call_tool(registry: ToolRegistry, action: Action, parent: Span) -> ToolOutcome:
+    with ending(start_span("reason.tool", parent, {"quorum.tool": action.tool})) as span:
+        outcome = await registry.run(action.tool, action.arguments)
+        span.set_attribute("quorum.latency_ms", outcome.latency_s * 1000)
+        if not outcome.ok:
+            span.set_status(Status(StatusCode.ERROR, outcome.error))
+    return outcome
+
+
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _squeezed(value: object) -> object:
+    if isinstance(value, str):
+        return "".join(value.split())
+    if isinstance(value, Mapping):
+        return {key: _squeezed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_squeezed(item) for item in value]
+    return value

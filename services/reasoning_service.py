@@ -1,0 +1,193 @@
+"""The ReasoningService servicer: ReasonRequest in, the reasoning deployment's events out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import TypeVar
+
+from opentelemetry import trace
+from ray.serve.handle import DeploymentHandle
+
+from quorum.cluster.config import ReasoningConfig
+from quorum.cluster.dispatch import ModelDispatcher, domain_error, unwrap
+from quorum.cluster.telemetry import inject_context
+from quorum.reasoning import (
+    AnswerFormat,
+    Budget,
+    EarlyStopping,
+    Event,
+    FinalEvent,
+    ReasoningError,
+    ReasoningInputError,
+    ReasonRequest,
+    RetrievalEvent,
+    SampleEvent,
+    SamplingOverrides,
+    StepEvent,
+    StopRule,
+    Strategy,
+    ToolCallEvent,
+    ToolResultEvent,
+    VoteEvent,
+)
+from quorum.reasoning.llm import ChatTurn
+from quorum.v1 import reasoning_pb2 as rpb
+from quorum.v1 import reasoning_pb2_grpc
+
+from .status import Context, errors_as_status
+
+_STRATEGIES: dict[int, Strategy] = {
+    rpb.STRATEGY_UNSPECIFIED: Strategy.CHAIN_OF_THOUGHT,
+    rpb.STRATEGY_DIRECT: Strategy.DIRECT,
+    rpb.STRATEGY_CHAIN_OF_THOUGHT: Strategy.CHAIN_OF_THOUGHT,
+    rpb.STRATEGY_SELF_CONSISTENCY: Strategy.SELF_CONSISTENCY,
+    rpb.STRATEGY_REACT: Strategy.REACT,
+    rpb.STRATEGY_RAG: Strategy.RAG,
+}
+_RULES: dict[int, StopRule] = {
+    rpb.EARLY_STOP_RULE_UNSPECIFIED: StopRule.BETA,
+    rpb.EARLY_STOP_RULE_NONE: StopRule.NONE,
+    rpb.EARLY_STOP_RULE_BETA: StopRule.BETA,
+    rpb.EARLY_STOP_RULE_WINDOW: StopRule.ESC,
+}
+_FORMATS: dict[int, AnswerFormat] = {
+    rpb.ANSWER_FORMAT_UNSPECIFIED: AnswerFormat.NUMBER,
+    rpb.ANSWER_FORMAT_NUMBER: AnswerFormat.NUMBER,
+    rpb.ANSWER_FORMAT_CHOICE: AnswerFormat.CHOICE,
+    rpb.ANSWER_FORMAT_TEXT: AnswerFormat.FREE_TEXT,
+}
+_STOP_REASONS = {name.removeprefix("STOP_REASON_").lower(): value for name, value in rpb.StopReason.items()}
+_DEFAULTS = ReasonRequest(question="")
+T = TypeVar("T")
+
+
+def _lookup(table: Mapping[int, T], value: int, field: str) -> T:
+    if value not in table:
+        raise ReasoningInputError(field, f"unknown value {value}; see quorum/v1/reasoning.proto for the values")
+    return table[value]
+
+
+def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> ReasonRequest:
+    """The plain request, with 0/unset fields replaced by the documented defaults."""
+    strategy = _lookup(_STRATEGIES, message.strategy, "strategy")
+    early = message.early_stopping
+    rule = _lookup(_RULES, early.rule, "early_stopping.rule")
+    defaults, budget_defaults = _DEFAULTS.early_stopping, _DEFAULTS.budget
+    samples = message.samples or (config.default_samples if strategy is Strategy.SELF_CONSISTENCY else 1)
+    sampling = message.sampling
+    return ReasonRequest(
+        question=message.question,
+        model=message.model,
+        strategy=strategy,
+        messages=tuple(ChatTurn(role=m.role, content=m.content) for m in message.messages),
+        samples=samples,
+        tools=tuple(message.tools),
+        max_steps=message.max_steps or _DEFAULTS.max_steps,
+        budget=Budget(
+            max_tokens=message.budget.max_tokens or budget_defaults.max_tokens,
+            max_seconds=message.budget.max_seconds or budget_defaults.max_seconds,
+            max_tool_calls=message.budget.max_tool_calls or budget_defaults.max_tool_calls,
+        ),
+        early_stopping=EarlyStopping(
+            rule=rule if strategy is Strategy.SELF_CONSISTENCY else StopRule.NONE,
+            threshold=early.threshold or defaults.threshold,
+            window=early.window or defaults.window,
+            min_samples=early.min_samples or defaults.min_samples,
+        ),
+        sampling=SamplingOverrides(
+            temperature=sampling.temperature if sampling.HasField("temperature") else None,
+            top_p=sampling.top_p if sampling.HasField("top_p") else None,
+            max_tokens=sampling.max_tokens or None,
+            seed=sampling.seed if sampling.HasField("seed") else None,
+        ),
+        answer_format=_lookup(_FORMATS, message.answer_format, "answer_format"),
+        choices=tuple(message.choices) or _DEFAULTS.choices,
+        collection=message.collection,
+    )
+
+
+def event_to_proto(run_id: str, event: Event) -> rpb.ReasonResponse:
+    response = rpb.ReasonResponse(run_id=run_id)
+    if isinstance(event, StepEvent):
+        response.thought.CopyFrom(rpb.Thought(step=event.step, text=event.text))
+    elif isinstance(event, SampleEvent):
+        response.sample.CopyFrom(rpb.Sample(index=event.index, text=event.text, answer=event.answer or ""))
+    elif isinstance(event, VoteEvent):
+        counts = [rpb.VoteCount(answer=c.answer, count=c.count) for c in event.counts]
+        response.vote.CopyFrom(rpb.Vote(counts=counts, unanswered=event.unanswered))
+    elif isinstance(event, ToolCallEvent):
+        response.tool_call.CopyFrom(rpb.ToolCall(step=event.step, name=event.name, arguments_json=event.arguments))
+    elif isinstance(event, ToolResultEvent):
+        response.tool_result.CopyFrom(
+            rpb.ToolResult(
+                step=event.step, name=event.name, output=event.output, error=event.error, seconds=event.seconds
+            )
+        )
+    elif isinstance(event, RetrievalEvent):
+        chunks = [rpb.RetrievedChunk(document_id=p.doc_id, text=p.text, score=p.score) for p in event.passages]
+        response.retrieval.CopyFrom(rpb.Retrieval(query=event.query, chunks=chunks))
+    else:
+        response.final.CopyFrom(_final(event))
+    return response
+
+
+def _final(event: FinalEvent) -> rpb.Final:
+    usage = rpb.TokenUsage(
+        prompt_tokens=event.usage.prompt_tokens,
+        completion_tokens=event.usage.completion_tokens,
+        cached_prompt_tokens=event.usage.cached_prompt_tokens,
+    )
+    return rpb.Final(
+        answer=event.answer or "",
+        confidence=event.confidence,
+        samples_used=event.samples_used,
+        citations=list(event.citations),
+        usage=usage,
+        stop_reason=_STOP_REASONS.get(event.stop_reason.value, rpb.STOP_REASON_UNSPECIFIED),  # type: ignore[arg-type]
+        seconds=event.seconds,
+        detail=event.detail,
+    )
+
+
+class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
+    def __init__(self, reasoning: DeploymentHandle, dispatcher: ModelDispatcher, config: ReasoningConfig) -> None:
+        self._reasoning = reasoning
+        self._dispatcher = dispatcher
+        self._config = config
+
+    async def Reason(self, request: rpb.ReasonRequest, context: Context) -> AsyncIterator[rpb.ReasonResponse]:
+        async with errors_as_status(context):
+            self._dispatcher.resolve(request.model)
+            plain = request_from_proto(request, self._config)
+            run_id = uuid.uuid4().hex
+            span = trace.get_current_span()
+            span.set_attribute("quorum.run_id", run_id)
+            span.set_attribute("quorum.strategy", plain.strategy.value)
+            response = self._reasoning.options(stream=True).reason.remote(plain, inject_context())
+            finished = False
+            try:
+                async for event in response:
+                    yield event_to_proto(run_id, event)
+                finished = True
+            except Exception as exc:
+                cause = unwrap(exc)
+                if isinstance(cause, ReasoningError):
+                    raise cause from None
+                error = domain_error(exc, plain.model or self._dispatcher.default_model)
+                if error is None:
+                    raise
+                raise error from None
+            finally:
+                if not finished:
+                    response.cancel()
+
+    async def ListTools(self, request: rpb.ListToolsRequest, context: Context) -> rpb.ListToolsResponse:
+        described = await self._reasoning.tools.remote()
+        return rpb.ListToolsResponse(
+            tools=[
+                rpb.ToolInfo(name=name, description=description, parameters_json_schema=json.dumps(schema))
+                for name, description, schema in described
+            ]
+        )
