@@ -172,6 +172,104 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if overall == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+_STRATEGY_CHOICES = ("direct", "cot", "sc", "react", "rag")
+
+
+def cmd_reason(args: argparse.Namespace) -> int:
+    from quorum.v1 import reasoning_pb2 as rpb
+    from quorum.v1 import reasoning_pb2_grpc
+
+    strategies = {
+        "direct": rpb.STRATEGY_DIRECT,
+        "cot": rpb.STRATEGY_CHAIN_OF_THOUGHT,
+        "sc": rpb.STRATEGY_SELF_CONSISTENCY,
+        "react": rpb.STRATEGY_REACT,
+        "rag": rpb.STRATEGY_RAG,
+    }
+    request = rpb.ReasonRequest(
+        model=args.model,
+        question=args.question,
+        strategy=strategies[args.strategy],
+        samples=args.samples or 0,
+        tools=args.tools.split(",") if args.tools else [],
+        collection=args.collection or "",
+        early_stopping=rpb.EarlyStopping(
+            rule=rpb.EARLY_STOP_RULE_NONE if args.no_early_stop else rpb.EARLY_STOP_RULE_UNSPECIFIED
+        ),
+    )
+    with _client(args) as client:
+        stub = reasoning_pb2_grpc.ReasoningServiceStub(client.channel)
+        in_thought = False
+        for event in stub.Reason(request, timeout=args.timeout, metadata=client.metadata):
+            kind = event.WhichOneof("event")
+            if kind == "thought":
+                console.print(event.thought.text, end="", style="dim", markup=False, highlight=False)
+                in_thought = True
+                continue
+            if in_thought:
+                console.print()
+                in_thought = False
+            _print_event(kind, event, rpb)
+    return 0
+
+
+def _print_event(kind: str | None, event: Any, rpb: Any) -> None:
+    if kind == "sample":
+        answer = event.sample.answer or "no answer"
+        console.print(f"[cyan]sample {event.sample.index}[/] → {answer}")
+    elif kind == "vote":
+        tally = ", ".join(f"{c.answer} x{c.count}" for c in event.vote.counts)
+        console.print(
+            f"[cyan]vote[/] {tally}" + (f" (+{event.vote.unanswered} unanswered)" if event.vote.unanswered else "")
+        )
+    elif kind == "tool_call":
+        console.print(f"[yellow]call[/] {event.tool_call.name}({event.tool_call.arguments_json})")
+    elif kind == "tool_result":
+        result = event.tool_result
+        console.print(f"[yellow]result[/] {result.output or '[red]' + result.error + '[/]'}")
+    elif kind == "retrieval":
+        sources = ", ".join(f"{c.document_id} ({c.score:.2f})" for c in event.retrieval.chunks)
+        console.print(f"[magenta]retrieved[/] {sources}")
+    elif kind == "final":
+        final = event.final
+        reason = rpb.StopReason.Name(final.stop_reason).removeprefix("STOP_REASON_").lower()
+        console.print(f"[bold green]answer:[/] {final.answer or '(none)'}")
+        err.print(
+            f"[dim]confidence {final.confidence:.2f}, {final.samples_used} sample(s), {reason}, "
+            f"{final.usage.prompt_tokens} prompt ({final.usage.cached_prompt_tokens} cached) + "
+            f"{final.usage.completion_tokens} generated tokens, {final.seconds:.1f} s[/]"
+        )
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from . import k8s
+
+    try:
+        return _k8s_command(args, k8s)
+    except k8s.K8sError as exc:
+        err.print(f"[red]kubernetes:[/] {exc}")
+        return 1
+
+
+def _k8s_command(args: argparse.Namespace, k8s: Any) -> int:
+    api = k8s.load_api(args.kubeconfig, args.context)
+    namespace = args.namespace or k8s.default_namespace(args.kubeconfig, args.context)
+    if args.k8s_command == "status":
+        status = k8s.get_status(api, namespace, args.release)
+        for line in k8s.format_status(status):
+            console.print(line, markup=False, highlight=False)
+        return 0 if status.ready else 1
+    if args.k8s_command == "wait":
+        status = k8s.wait_ready(
+            api, namespace, args.release, args.timeout, on_update=lambda s: err.print(f"[dim]{s.summary()}[/]")
+        )
+        console.print(f"{status.namespace}/{status.name} is ready")
+        return 0
+    for line in k8s.format_endpoints(k8s.get_endpoints(api, namespace, args.release)):
+        console.print(line, markup=False, highlight=False)
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(str(args.file))
     console.print(
@@ -246,6 +344,33 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(status)
     status.set_defaults(func=cmd_status)
 
+    reason = sub.add_parser("reason", help="answer a question with a server-side reasoning strategy, streaming events")
+    reason.add_argument("question")
+    reason.add_argument("--strategy", choices=_STRATEGY_CHOICES, default="cot", help="sc = self-consistency")
+    reason.add_argument("--samples", type=int, help="k for self-consistency (server default 8)")
+    reason.add_argument("--tools", help="comma-separated server tools for react, e.g. calculator")
+    reason.add_argument("--collection", help="document collection for rag")
+    reason.add_argument("--no-early-stop", action="store_true", help="self-consistency: use all k samples")
+    reason.add_argument("--model", default="", help="model id (default: the cluster's default model)")
+    _client_args(reason)
+    reason.set_defaults(func=cmd_reason)
+
+    kube = sub.add_parser("k8s", help="a quorum release on Kubernetes (KubeRay RayService)")
+    kube_sub = kube.add_subparsers(dest="k8s_command", required=True)
+    for name, text in (
+        ("status", "RayService and Serve application status"),
+        ("wait", "wait until the RayService is ready"),
+        ("endpoints", "the release's gRPC and HTTP endpoints"),
+    ):
+        command = kube_sub.add_parser(name, help=text)
+        command.add_argument("--release", default="quorum", help="Helm release name")
+        command.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+        command.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+        command.add_argument("--context", help="kubeconfig context")
+        if name == "wait":
+            command.add_argument("--timeout", type=float, default=900, help="seconds")
+        command.set_defaults(func=cmd_k8s)
+
     cfg = sub.add_parser("config", help="configuration helpers")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="validate a YAML config")
@@ -264,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         err.print(f"[red]config error:[/] {exc}")
         return 2
+
     except grpc.RpcError as exc:
         err.print(f"[red]{exc.code().name}[/]: {exc.details()}")  # type: ignore[attr-defined]
         return 1

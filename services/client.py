@@ -76,20 +76,20 @@ class QuorumClient:
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self._metadata = _metadata(token)
-        self._channel = grpc.secure_channel(target, tls.credentials()) if tls else grpc.insecure_channel(target)
-        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self.metadata = _metadata(token)
+        self.channel = grpc.secure_channel(target, tls.credentials()) if tls else grpc.insecure_channel(target)
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def generate(self, prompt: str, model: str = "", **sampling_fields: Any) -> pb.GenerateResponse:
         request = pb.GenerateRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        return self._stub.Generate(request, timeout=self.timeout, metadata=self._metadata)
+        return self._stub.Generate(request, timeout=self.timeout, metadata=self.metadata)
 
     def generate_stream(
         self, prompt: str, model: str = "", **sampling_fields: Any
     ) -> Generator[pb.GenerateStreamResponse, None, None]:
         request = pb.GenerateStreamRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        call = self._stub.GenerateStream(request, timeout=self.timeout, metadata=self._metadata)
+        call = self._stub.GenerateStream(request, timeout=self.timeout, metadata=self.metadata)
         try:
             yield from call
         finally:
@@ -97,7 +97,7 @@ class QuorumClient:
 
     def chat(self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any) -> pb.ChatResponse:
         request = pb.ChatRequest(model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields))
-        return self._stub.Chat(request, timeout=self.timeout, metadata=self._metadata)
+        return self._stub.Chat(request, timeout=self.timeout, metadata=self.metadata)
 
     def chat_stream(
         self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any
@@ -105,27 +105,27 @@ class QuorumClient:
         request = pb.ChatStreamRequest(
             model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields)
         )
-        call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self._metadata)
+        call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self.metadata)
         try:
             yield from call
         finally:
             call.cancel()  # type: ignore[no-untyped-call]
 
     def list_models(self) -> pb.ListModelsResponse:
-        return self._stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout, metadata=self._metadata)
+        return self._stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout, metadata=self.metadata)
 
     def tokenize(self, prompt: str = "", messages: Iterable[MessageLike] = (), model: str = "") -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(model=model, prompt=prompt, messages=chat_messages(messages))
-        return self._stub.Tokenize(request, timeout=self.timeout, metadata=self._metadata)
+        return self._stub.Tokenize(request, timeout=self.timeout, metadata=self.metadata)
 
     def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
         reply = self._health.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout, metadata=self._metadata
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout, metadata=self.metadata
         )
         return reply.status
 
     def close(self) -> None:
-        self._channel.close()
+        self.channel.close()
 
     def __enter__(self) -> QuorumClient:
         return self

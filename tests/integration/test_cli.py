@@ -56,3 +56,23 @@ def test_config_check_names_the_bad_field(tmp_path: Path) -> None:
     result = run("config", "check", str(bad))
     assert result.returncode == 2
     assert "models.0.engine.max_model_len" in result.stderr
+
+
+def test_reason_streams_events_readably(cluster: RunningCluster) -> None:
+    question = "A shop has 1234 boxes with 5678 pens in each box. How many pens are there?"
+    result = run("reason", question, "--strategy", "react", "--tools", "calculator", "--target", cluster.target)
+    assert result.returncode == 0, result.stderr
+    assert "call calculator" in result.stdout
+    assert "answer: 7006652" in result.stdout
+
+
+def test_k8s_commands_explain_an_unreachable_api(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u, namespace: ml}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    result = run("k8s", "status", "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 1
+    assert "kubernetes:" in result.stderr

@@ -1,0 +1,169 @@
+"""ReasoningService end to end: each strategy against the real engine, over gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from quorum.v1 import inference_pb2 as pb
+from quorum.v1 import reasoning_pb2 as rpb
+from quorum.v1 import reasoning_pb2_grpc
+
+from .conftest import MAX_N, RunningCluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stub(cluster: RunningCluster) -> Iterator[reasoning_pb2_grpc.ReasoningServiceStub]:
+    with grpc.insecure_channel(cluster.target) as channel:
+        yield reasoning_pb2_grpc.ReasoningServiceStub(channel)
+
+
+def run(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub, timeout: float = 180, **fields: object
+) -> list[rpb.ReasonResponse]:
+    return list(stub.Reason(rpb.ReasonRequest(**fields), timeout=timeout))  # type: ignore[arg-type]
+
+
+def kinds(events: list[rpb.ReasonResponse]) -> list[str]:
+    return [str(e.WhichOneof("event")) for e in events]
+
+
+def test_every_run_ends_with_exactly_one_final(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
+    events = run(stub, question="What is 2 + 3?", strategy=rpb.STRATEGY_DIRECT)
+    assert kinds(events).count("final") == 1
+    assert kinds(events)[-1] == "final"
+    assert len({e.run_id for e in events}) == 1
+
+
+def test_react_uses_the_calculator(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
+    events = run(
+        stub,
+        question="A shop has 1234 boxes with 5678 pens in each box. How many pens are there?",
+        strategy=rpb.STRATEGY_REACT,
+        tools=["calculator"],
+    )
+    calls = [e.tool_call for e in events if e.HasField("tool_call")]
+    results = [e.tool_result for e in events if e.HasField("tool_result")]
+    assert calls
+    assert calls[0].name == "calculator"
+    assert results[0].output == "7006652"
+    final = events[-1].final
+    assert final.answer == "7006652"
+    assert final.stop_reason == rpb.STOP_REASON_ANSWERED
+    assert final.usage.completion_tokens > 0
+
+
+def test_chain_of_thought_streams_thoughts_and_answers(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
+    events = run(
+        stub,
+        question="Tom has 3 apples and buys 4 more. How many apples does he have?",
+        strategy=rpb.STRATEGY_CHAIN_OF_THOUGHT,
+        sampling=rpb.ReasoningSampling(max_tokens=128),
+    )
+    thoughts = "".join(e.thought.text for e in events if e.HasField("thought"))
+    assert len(thoughts) > 20
+    final = events[-1].final
+    assert final.samples_used == 1
+    assert final.usage.prompt_tokens > 0
+    assert final.stop_reason in (rpb.STOP_REASON_ANSWERED, rpb.STOP_REASON_NO_ANSWER)
+
+
+def test_self_consistency_votes_over_one_sample_group(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub, cluster: RunningCluster
+) -> None:
+    question = "What is 6 + 1? Answer with the number."
+    common: dict[str, Any] = {
+        "question": question,
+        "strategy": rpb.STRATEGY_SELF_CONSISTENCY,
+        "samples": MAX_N,
+        "sampling": rpb.ReasoningSampling(max_tokens=48, temperature=0.7, seed=11),
+    }
+    full = run(stub, early_stopping=rpb.EarlyStopping(rule=rpb.EARLY_STOP_RULE_NONE), **common)
+    samples = [e.sample for e in full if e.HasField("sample")]
+    votes = [e.vote for e in full if e.HasField("vote")]
+    assert sorted(s.index for s in samples) == list(range(MAX_N))
+    assert len(votes) == MAX_N
+    final = full[-1].final
+    assert final.samples_used == MAX_N
+    assert 0 < final.confidence <= 1
+    assert final.answer == votes[-1].counts[0].answer
+    # One engine request for the whole group: the prompt is prefilled once, not once per sample.
+    single = run(stub, question=question, strategy=rpb.STRATEGY_DIRECT)[-1].final
+    assert final.usage.prompt_tokens < 2 * single.usage.prompt_tokens + 64
+    # Greedy samples agree, so the window rule settles the vote after two of them.
+    greedy: dict[str, Any] = {**common, "sampling": rpb.ReasoningSampling(max_tokens=48, temperature=0.0)}
+    early = run(
+        stub, early_stopping=rpb.EarlyStopping(rule=rpb.EARLY_STOP_RULE_WINDOW, window=2, min_samples=2), **greedy
+    )
+    assert early[-1].final.stop_reason == rpb.STOP_REASON_CONSENSUS
+    assert early[-1].final.samples_used < MAX_N
+    wait_for(lambda: cluster.engine_status().running_requests == 0, 30, "the aborted samples to leave the engine")
+
+
+def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
+    tools = {t.name: t for t in stub.ListTools(rpb.ListToolsRequest(), timeout=30).tools}
+    assert "calculator" in tools
+    assert '"expression"' in tools["calculator"].parameters_json_schema
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "needle"),
+    [
+        ({"question": ""}, grpc.StatusCode.INVALID_ARGUMENT, "question"),
+        ({"question": "hi", "strategy": 99}, grpc.StatusCode.INVALID_ARGUMENT, "strategy"),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_SELF_CONSISTENCY, "samples": 1000},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "samples",
+        ),
+        ({"question": "hi", "strategy": rpb.STRATEGY_REACT, "tools": ["shell"]}, grpc.StatusCode.NOT_FOUND, "shell"),
+        ({"question": "hi", "strategy": rpb.STRATEGY_REACT}, grpc.StatusCode.INVALID_ARGUMENT, "tools"),
+        (
+            {"question": "hi", "budget": rpb.Budget(max_seconds=-1)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "budget.max_seconds",
+        ),
+        (
+            {"question": "hi", "budget": rpb.Budget(max_tokens=10**9)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "budget.max_tokens",
+        ),
+        ({"question": "hi", "model": "nope"}, grpc.StatusCode.NOT_FOUND, "nope"),
+        (
+            {"question": "hi", "messages": [pb.ChatMessage(role="robot", content="x")]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "messages[0].role",
+        ),
+        ({"question": "hi", "strategy": rpb.STRATEGY_RAG, "collection": "docs"}, grpc.StatusCode.UNIMPLEMENTED, "rag"),
+    ],
+)
+def test_bad_reason_requests_get_precise_statuses(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub, fields: dict[str, object], code: grpc.StatusCode, needle: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        run(stub, timeout=60, **fields)
+    assert info.value.code() == code
+    assert needle in (info.value.details() or "")
+    assert run(stub, question="What is 1 + 1?", strategy=rpb.STRATEGY_DIRECT)[-1].HasField("final")
+
+
+def test_deadline_stops_the_run_and_its_engine_requests(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub, cluster: RunningCluster
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        run(
+            stub,
+            timeout=2.0,
+            question="Write a long essay about numbers, then say 42.",
+            strategy=rpb.STRATEGY_SELF_CONSISTENCY,
+            samples=MAX_N,
+            sampling=rpb.ReasoningSampling(max_tokens=800),
+            early_stopping=rpb.EarlyStopping(rule=rpb.EARLY_STOP_RULE_NONE),
+        )
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: cluster.engine_status().running_requests == 0, 30, "the run's engine request to be aborted")
