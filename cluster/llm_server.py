@@ -24,7 +24,7 @@ from .engine import choice_deltas, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
 from .models import resolve_source
 from .telemetry import extract_context, setup_tracing, tracer
-from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, SamplingOptions, Usage
+from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, Usage
 from .validation import check_context
 
 logger = logging.getLogger(__name__)
@@ -98,22 +98,21 @@ class LLMServer:
         if engine is not None and engine.errored:
             raise RuntimeError(f"engine of model '{self._model.id}' is dead: {engine.dead_error}")
 
-    def _encode(self, request: GenerationRequest) -> list[int]:
+    def _encode(self, prompt: str | None, messages: tuple[Message, ...] | None) -> list[int]:
+        """Token ids of a raw prompt, or of a conversation rendered with the model's chat template."""
         tokenizer = self._tokenizer
-        if request.messages is not None:
+        if messages is not None:
             text = tokenizer.apply_chat_template(
-                [{"role": m.role, "content": m.content} for m in request.messages],
+                [{"role": m.role, "content": m.content} for m in messages],
                 tokenize=False,
                 add_generation_prompt=True,
             )
             return list(tokenizer.encode(text, add_special_tokens=False))
-        return list(tokenizer.encode(request.prompt or ""))
+        return list(tokenizer.encode(prompt or ""))
 
     async def tokenize(self, prompt: str | None, messages: tuple[Message, ...] | None) -> list[int]:
         self._ready_engine()
-        return self._encode(
-            GenerationRequest(request_id="tokenize", sampling=SamplingOptions(), prompt=prompt, messages=messages)
-        )
+        return self._encode(prompt, messages)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         """Stream the answer; with ``request.stream`` False the only chunk is the whole answer."""
@@ -121,7 +120,7 @@ class LLMServer:
         with self._tracer.start_as_current_span("llm.generate", context=extract_context(request.trace_context)) as span:
             span.set_attribute("quorum.model", self._model.id)
             span.set_attribute("quorum.request_id", request.request_id)
-            prompt_ids = self._encode(request)
+            prompt_ids = self._encode(request.prompt, request.messages)
             max_tokens = check_context(
                 len(prompt_ids),
                 request.sampling.max_tokens,
