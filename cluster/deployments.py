@@ -36,6 +36,8 @@ def llm_server_app(model: ModelConfig, config: QuorumConfig) -> Application:
         "health_check_period_s": 10,
         "health_check_timeout_s": 30,
         "graceful_shutdown_timeout_s": 20,
+        # One access-log line per streamed request and per health probe costs CPU next to the engine.
+        "logging_config": {"enable_access_log": False},
     }
     deployment = serve.deployment(LLMServer).options(**options)
     return deployment.bind(model, config.model_cache_dir, config.telemetry, config.gateway.default_max_tokens)

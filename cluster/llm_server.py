@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
+from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
@@ -148,7 +149,7 @@ class LLMServer:
             except EngineDeadError as exc:
                 span.set_status(Status(StatusCode.ERROR, "engine dead"))
                 raise EngineUnavailable(f"model '{self._model.id}' engine stopped: {exc}; retry shortly") from None
-            except ValueError as exc:
+            except (ValueError, VLLMClientError) as exc:  # the engine's own request validation
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 raise InvalidArgument("sampling", str(exc)) from None
 

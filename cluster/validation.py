@@ -34,6 +34,11 @@ def check_sampling(sampling: SamplingOptions, max_n: int) -> None:
         raise InvalidArgument("sampling.top_k", f"must be >= 0 (0 disables it), got {sampling.top_k}")
     if not 1 <= sampling.n <= max_n:
         raise InvalidArgument("sampling.n", f"must be between 1 and {max_n} (gateway.max_n), got {sampling.n}")
+    if sampling.n > 1 and sampling.temperature == 0:
+        raise InvalidArgument(
+            "sampling.n",
+            f"greedy decoding (temperature 0) has one answer: use n=1 or a temperature > 0, got n={sampling.n}",
+        )
     for name, value in (
         ("sampling.presence_penalty", sampling.presence_penalty),
         ("sampling.frequency_penalty", sampling.frequency_penalty),

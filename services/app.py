@@ -28,12 +28,14 @@ def build_app(config: QuorumConfig) -> Application:
         num_replicas=config.reasoning.num_replicas,
         ray_actor_options={"num_cpus": 0},
         max_ongoing_requests=1_000,
+        logging_config={"enable_access_log": False},
     )
     gateway = serve.deployment(Gateway).options(
         name="gateway",
         num_replicas=config.gateway.num_replicas,
         ray_actor_options={"num_cpus": 0},
         max_ongoing_requests=10_000,
+        logging_config={"enable_access_log": False},
         graceful_shutdown_timeout_s=config.gateway.graceful_shutdown_s + 5,
     )
     return gateway.bind(config, handles, reasoning.bind(config, handles))

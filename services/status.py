@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -15,6 +17,7 @@ from opentelemetry import trace
 from quorum.cluster.errors import EngineUnavailable, InvalidArgument, ModelNotFound, Overloaded, QuorumError
 from quorum.reasoning.errors import ReasoningError, ReasoningInputError, StrategyUnavailableError, UnknownToolError
 
+logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -73,3 +76,10 @@ async def errors_as_status(context: Context) -> AsyncIterator[None]:
         span.set_attribute("rpc.grpc.status_code", status.code.value[0])
         span.set_attribute("quorum.error", error.message)
         await context.abort(status.code, status.details, status.trailing_metadata)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:  # a bug must not leak a traceback to clients
+        incident = uuid.uuid4().hex[:12]
+        logger.exception("internal error %s", incident)
+        trace.get_current_span().record_exception(error)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error {incident}; the server logs have the details")

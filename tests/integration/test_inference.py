@@ -164,6 +164,7 @@ async def test_async_client_streams_concurrently(cluster: RunningCluster) -> Non
         (lambda c: c.generate("hi", top_p=0.0), grpc.StatusCode.INVALID_ARGUMENT, "sampling.top_p"),
         (lambda c: c.generate("hi", top_p=1.5), grpc.StatusCode.INVALID_ARGUMENT, "sampling.top_p"),
         (lambda c: c.generate("hi", n=MAX_N + 1), grpc.StatusCode.INVALID_ARGUMENT, "sampling.n"),
+        (lambda c: c.generate("hi", n=2, temperature=0.0), grpc.StatusCode.INVALID_ARGUMENT, "sampling.n"),
         (
             lambda c: c.generate("hi", max_tokens=MAX_MODEL_LEN + 1),
             grpc.StatusCode.INVALID_ARGUMENT,

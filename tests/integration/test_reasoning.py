@@ -95,8 +95,8 @@ def test_self_consistency_votes_over_one_sample_group(
     # One engine request for the whole group: the prompt is prefilled once, not once per sample.
     single = run(stub, question=question, strategy=rpb.STRATEGY_DIRECT)[-1].final
     assert final.usage.prompt_tokens < 2 * single.usage.prompt_tokens + 64
-    # Greedy samples agree, so the window rule settles the vote after two of them.
-    greedy: dict[str, Any] = {**common, "sampling": rpb.ReasoningSampling(max_tokens=48, temperature=0.0)}
+    # Near-greedy seeded samples agree, so the window rule settles the vote after two of them.
+    greedy: dict[str, Any] = {**common, "sampling": rpb.ReasoningSampling(max_tokens=48, temperature=0.05, seed=5)}
     early = run(
         stub, early_stopping=rpb.EarlyStopping(rule=rpb.EARLY_STOP_RULE_WINDOW, window=2, min_samples=2), **greedy
     )

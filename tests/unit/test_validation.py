@@ -14,6 +14,7 @@ from quorum.cluster.validation import check_context, check_messages, check_promp
         (SamplingOptions(top_p=1.5), "sampling.top_p"),
         (SamplingOptions(top_k=-1), "sampling.top_k"),
         (SamplingOptions(n=5), "sampling.n"),
+        (SamplingOptions(n=2, temperature=0), "sampling.n"),
         (SamplingOptions(presence_penalty=3), "sampling.presence_penalty"),
         (SamplingOptions(repetition_penalty=0), "sampling.repetition_penalty"),
         (SamplingOptions(stop=("",)), "sampling.stop"),
@@ -31,7 +32,8 @@ def test_out_of_range_sampling_names_the_field(options: SamplingOptions, field: 
 
 
 def test_valid_sampling_passes() -> None:
-    check_sampling(SamplingOptions(temperature=0, top_p=1, n=4, stop=("\n",), logprobs=2), max_n=4)
+    check_sampling(SamplingOptions(temperature=0.7, top_p=1, n=4, stop=("\n",), logprobs=2), max_n=4)
+    check_sampling(SamplingOptions(temperature=0, n=1), max_n=4)
 
 
 def test_prompt_and_messages() -> None:
