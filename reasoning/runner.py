@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import metrics
@@ -20,7 +21,11 @@ from .tools import ToolRegistry
 
 
 async def run_reasoning(
-    request: ReasonRequest, client: LLMClient, registry: ToolRegistry, limits: ReasoningLimits
+    request: ReasonRequest,
+    client: LLMClient,
+    registry: ToolRegistry,
+    limits: ReasoningLimits,
+    trace_parent: Context | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Answer ``request`` with its strategy, streaming events that end in exactly one :class:`FinalEvent`.
 
@@ -31,13 +36,19 @@ async def run_reasoning(
     with a final event; errors of ``client`` propagate. The wall-clock budget
     (budget.max_seconds) covers the whole run: when it passes, the running
     engine request is aborted and the final event reports BUDGET_TIME with the
-    vote so far. Closing the stream early aborts the run as well.
+    vote so far. Closing the stream early aborts the run as well. ``trace_parent``
+    (e.g. the caller's propagated context) parents the run's root span.
     """
     validate(request, limits, registry.names())
     strategy = Strategy(request.strategy)
     if strategy is Strategy.RAG:
         raise StrategyUnavailableError("strategy: rag needs a retrieval service, which this deployment does not have")
-    span = start_span("reason", None, {"quorum.strategy": strategy.value, "quorum.samples": request.samples})
+    span = start_span(
+        "reason",
+        None,
+        {"quorum.strategy": strategy.value, "quorum.samples": request.samples},
+        parent_context=trace_parent,
+    )
     state = RunState(span=span, budget=request.budget)
     deadline = asyncio.get_running_loop().time() + request.budget.max_seconds
     outcome, final = "cancelled", None

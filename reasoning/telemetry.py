@@ -24,9 +24,16 @@ from opentelemetry.util.types import AttributeValue
 from .llm import StreamChunk, TokenUsage
 
 
-def start_span(name: str, parent: Span | None = None, attributes: Mapping[str, AttributeValue] | None = None) -> Span:
-    """Start (not activate) span ``name`` under ``parent`` (None: under the current span); the caller ends it."""
-    parent_context = trace.set_span_in_context(parent) if parent is not None else None
+def start_span(
+    name: str,
+    parent: Span | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+    parent_context: context.Context | None = None,
+) -> Span:
+    """Start (not activate) span ``name`` under ``parent``, else under ``parent_context``, else under the current
+    span; the caller ends it."""
+    if parent is not None:
+        parent_context = trace.set_span_in_context(parent)
     return trace.get_tracer("quorum.reasoning").start_span(name, context=parent_context, attributes=attributes)
 
 

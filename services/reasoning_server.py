@@ -39,14 +39,9 @@ class ReasoningServer:
 
     async def reason(self, request: ReasonRequest, trace_context: dict[str, str]) -> AsyncGenerator[Event, None]:
         """The run's events; errors in the request are raised before the first event."""
-        from opentelemetry import context
-
-        token = context.attach(extract_context(trace_context))
-        try:
-            async for event in run_reasoning(request, self._client, self._registry, self._limits):
-                yield event
-        finally:
-            context.detach(token)
+        parent = extract_context(trace_context)
+        async for event in run_reasoning(request, self._client, self._registry, self._limits, trace_parent=parent):
+            yield event
 
     async def tools(self) -> list[tuple[str, str, dict[str, object]]]:
         """(name, description, JSON schema of the arguments) of every server tool."""

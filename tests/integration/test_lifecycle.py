@@ -118,3 +118,23 @@ print(reply.choices[0].text)
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
+
+
+def test_one_trace_per_reason_run_with_engine_spans(cluster: RunningCluster) -> None:
+    from quorum.v1 import reasoning_pb2, reasoning_pb2_grpc
+
+    trace_id = "5cf92f3577b34da6a3ce929d0e0e4737"
+    with grpc.insecure_channel(cluster.target) as channel:
+        stub = reasoning_pb2_grpc.ReasoningServiceStub(channel)
+        request = reasoning_pb2.ReasonRequest(
+            question="What is 12 * 12?", strategy=reasoning_pb2.STRATEGY_REACT, tools=["calculator"]
+        )
+        metadata = (("traceparent", f"00-{trace_id}-00f067aa0ba902b8-01"),)
+        events = list(stub.Reason(request, timeout=120, metadata=metadata))
+    assert events[-1].HasField("final")
+    expected = {
+        ("gateway", "/quorum.v1.ReasoningService/Reason"),
+        ("reasoning", "reason"),
+        ("llm-server", "llm.generate"),
+    }
+    wait_for(lambda: expected <= set(cluster.traces.spans_of(trace_id)), 60, "the run's spans at the collector")
