@@ -28,10 +28,10 @@ answer and the gold answer are the same number after
 ``quorum.reasoning.answers`` normalisation ("1,000" == "1000").
 
 Size: the default is 20 problems, not 40. On a 2-core host the engine decodes
-about 40-60 tokens/s in total (one core; the other is vLLM's frontend), and
-SC@8 at 192 tokens per sample is ~1,600 generated tokens per problem per SC
-phase, so 40 problems would take well over an hour (estimated from a 3-problem
-run); 20 take about 20-30 minutes (more when the machine is shared).
+about 40-70 tokens/s in total (it computes on one core; the other is vLLM's
+frontend), and SC@8 at 192 tokens per sample generates ~1,050 tokens per
+problem per SC phase, so 40 problems would take about 45 minutes or more; 20
+took 22 minutes (cluster start included) on a heavily shared machine.
 
 Order and the prefix cache: warm-up (other problems) -> prefill probes -> SC@k
 (no early stop) -> CoT -> direct -> SC@k (early stop) -> ReAct. SC@k runs
@@ -41,15 +41,12 @@ for SC. The table shows the cached prompt tokens of every phase.
 
 Cost of SC@k relative to one sample:
 
-- ``sc8_cost_ratio`` (the definition asked for): prompt tokens prefilled by the
-  SC@k request / prompt tokens prefilled by the CoT request, from final.usage
-  (prefilled = prompt_tokens - cached_prompt_tokens), summed over the problems
-  where both runs reported usage (no-early-stop runs; an early-stopped request
-  reports no usage). CAVEAT: quorum's usage counts the prompt of an n=k request
-  once and takes cached_prompt_tokens from one of vLLM's k child sequences, so
-  this ratio is about 1 by construction and does not show whether the k
-  sequences really shared one prefill.
-- the prefill probes check that independently: for ``--probe-problems`` problems,
+- from final.usage: prompt tokens prefilled by the SC@k request / by the CoT
+  request (prefilled = prompt_tokens - cached_prompt_tokens), over the problems
+  where both reported usage. quorum's usage counts the prompt of an n=k request
+  once, so this is about 1 by construction and says nothing about the engine's
+  work: it is printed, not used for the headline.
+- ``sc8_cost_ratio`` (the headline) comes from the prefill probes: for ``--probe-problems`` problems,
   one at a time (nothing else in flight), a CoT run and an SC@k run (no early
   stop) with ``sampling.max_tokens`` 1, so the run is essentially the prefill
   (plus a fixed per-request overhead, which pulls the ratio toward 1: it is a
@@ -535,7 +532,7 @@ def main() -> None:
     print(
         f"reasoning react_acc={accuracy(by_name[REACT]):.3f} cot_acc={accuracy(by_name[COT]):.3f} "
         f"sc8_acc={accuracy(es):.3f} sc8_samples_used={mean([r.samples_used for r in es.runs]):.2f} "
-        f"sc8_cost_ratio={result.usage_ratio:.2f}",
+        f"sc8_cost_ratio={result.probe_ratio:.2f}",
         flush=True,
     )
     if dead:
