@@ -23,15 +23,6 @@ CRD_SCHEMAS = {
     "RayService": "rayservice-ray.io-v1.schema.json",
     "ServiceMonitor": "servicemonitor-monitoring.coreos.com-v1.schema.json",
 }
-# Config fields the chart renders that QuorumConfig does not have yet (other issues add them). They are
-# stripped before validation only while the dumped schema lacks them; once QuorumConfig gains a field and
-# schemas/quorum-config.schema.json is regenerated, it is validated like any other.
-PENDING_FIELDS = {
-    ("gateway", "auth_tokens_file"),
-    ("gateway", "tls_cert_file"),
-    ("gateway", "tls_key_file"),
-    ("gateway", "tls_client_ca_file"),
-}
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # cluster/config.py _MODEL_ID
 
 
@@ -107,21 +98,9 @@ def test_serve_config_matches_ray_serve_schema(rendering: Rendering) -> None:
     assert isinstance(app["args"]["config"], dict), "args.config must be an inline mapping"
 
 
-def _strip_pending(config: dict[str, Any]) -> tuple[dict[str, Any], set[tuple[str, str]]]:
-    known = schema("quorum-config.schema.json")["$defs"]
-    stripped = set()
-    out = json.loads(json.dumps(config))
-    for section, field in PENDING_FIELDS:
-        definition = known[f"{section.capitalize()}Config"]
-        if field not in definition["properties"] and field in out.get(section, {}):
-            del out[section][field]
-            stripped.add((section, field))
-    return out, stripped
-
-
 def test_quorum_config_validates_against_quorum_config_schema(rendering: Rendering) -> None:
     """args.config against QuorumConfig's JSON schema (extra="forbid" -> additionalProperties: false)."""
-    config, _ = _strip_pending(quorum_config(rendering))
+    config = quorum_config(rendering)
     assert errors("quorum-config.schema.json", config) == []
     # QuorumConfig's validators that a JSON schema cannot express.
     ids = [model["id"] for model in config["models"]]
