@@ -151,7 +151,7 @@ def bench_config(path: str) -> QuorumConfig:
     return config.model_copy(
         update={
             "models": [model.model_copy(update={"engine": engine})],
-            "gateway": config.gateway.model_copy(update={"grpc_port": 0, "default_model": None}),
+            "gateway": config.gateway.model_copy(update={"grpc_port": 0, "http_port": 0, "default_model": None}),
             "ray": config.ray.model_copy(update={"address": None, "num_cpus": 2, "app_name": "quorum-bench"}),
         }
     )

@@ -76,6 +76,14 @@ class DeploymentConfig(_Strict):
     num_cpus: float = Field(1, ge=0, description="CPUs reserved per replica (the engine process's threads).")
     num_gpus: float = Field(0, ge=0, description="Accelerators per replica when tensor_parallel_size is 1.")
     max_ongoing_requests: int = Field(256, ge=1, description="Requests one replica accepts at once.")
+    max_queued_requests: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Admission control: requests a gateway replica queues for this model beyond what the replicas "
+            "accept (max_ongoing_requests each); more get RESOURCE_EXHAUSTED with a retry hint. None: unbounded."
+        ),
+    )
 
 
 class ModelConfig(_Strict):
@@ -130,6 +138,12 @@ class GatewayConfig(_Strict):
     tls_client_ca_file: str | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."
     )
+    http_host: str = Field(
+        "127.0.0.1", description="Address of the OpenAI-compatible HTTP endpoint (Ray Serve's HTTP proxy)."
+    )
+    http_port: int = Field(
+        8000, ge=0, le=65535, description="Port of the OpenAI-compatible HTTP endpoint (/v1/...); 0 picks a free one."
+    )
 
     @model_validator(mode="after")
     def _check_tls(self) -> GatewayConfig:
@@ -159,6 +173,33 @@ class ReasoningConfig(_Strict):
         return self
 
 
+class RagConfig(_Strict):
+    """Document collections for retrieval-augmented answers (ReasoningService Ingest/Search, STRATEGY_RAG)."""
+
+    data_dir: str = Field(
+        "~/.local/share/quorum/rag", description="Where collections are stored (shared by reasoning replicas)."
+    )
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Embedding model: 'all-MiniLM-L6-v2' (shipped offline) or a local sentence-transformers directory.",
+    )
+    embed_batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
+    chunk_chars: int = Field(800, ge=50, description="Chunk size in characters.")
+    chunk_overlap: int = Field(120, ge=0, description="Characters shared by consecutive chunks.")
+    max_document_chars: int = Field(200_000, ge=1, description="Largest document accepted by Ingest.")
+    max_documents_per_request: int = Field(256, ge=1, description="Documents one Ingest call may carry.")
+    default_top_k: int = Field(4, ge=1, description="Chunks retrieved when a request leaves top_k 0.")
+    max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> RagConfig:
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError("rag.chunk_overlap must be smaller than rag.chunk_chars")
+        if self.default_top_k > self.max_top_k:
+            raise ValueError("rag.default_top_k must not exceed rag.max_top_k")
+        return self
+
+
 class TelemetryConfig(_Strict):
     """OpenTelemetry tracing."""
 
@@ -183,6 +224,7 @@ class QuorumConfig(_Strict):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)  # type: ignore[arg-type]
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)  # type: ignore[arg-type]
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)  # type: ignore[arg-type]
+    rag: RagConfig = Field(default_factory=RagConfig)  # type: ignore[arg-type]
     ray: RayConfig = Field(default_factory=RayConfig)  # type: ignore[arg-type]
     model_cache_dir: str = Field("~/.cache/quorum/models", description="Where prepared (converted) models are written.")
 

@@ -28,6 +28,7 @@ def llm_server_app(model: ModelConfig, config: QuorumConfig) -> Application:
         "name": llm_deployment_name(model),
         "num_replicas": model.deployment.num_replicas,
         "max_ongoing_requests": model.deployment.max_ongoing_requests,
+        "max_queued_requests": model.deployment.max_queued_requests or -1,
         "ray_actor_options": {
             "num_cpus": model.deployment.num_cpus,
             "num_gpus": model.deployment.num_gpus,

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
@@ -25,7 +26,17 @@ from .engine import choice_deltas, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
 from .models import resolve_source
 from .telemetry import extract_context, setup_tracing, tracer
-from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, Usage
+from .tool_calls import ToolCallDecoder, constraint_for, template_messages
+from .types import (
+    DEFAULT_TOOL_CHOICE,
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    ModelStatus,
+    ToolChoice,
+    ToolSpec,
+    Usage,
+)
 from .validation import check_context
 
 logger = logging.getLogger(__name__)
@@ -99,14 +110,18 @@ class LLMServer:
         if engine is not None and engine.errored:
             raise RuntimeError(f"engine of model '{self._model.id}' is dead: {engine.dead_error}")
 
-    def _encode(self, prompt: str | None, messages: tuple[Message, ...] | None) -> list[int]:
+    def _encode(
+        self,
+        prompt: str | None,
+        messages: tuple[Message, ...] | None,
+        tools: tuple[ToolSpec, ...] = (),
+        tool_choice: ToolChoice = DEFAULT_TOOL_CHOICE,
+    ) -> list[int]:
         """Token ids of a raw prompt, or of a conversation rendered with the model's chat template."""
         tokenizer = self._tokenizer
         if messages is not None:
             text = tokenizer.apply_chat_template(
-                [{"role": m.role, "content": m.content} for m in messages],
-                tokenize=False,
-                add_generation_prompt=True,
+                template_messages(messages, tools, tool_choice), tokenize=False, add_generation_prompt=True
             )
             return list(tokenizer.encode(text, add_special_tokens=False))
         return list(tokenizer.encode(prompt or ""))
@@ -121,7 +136,7 @@ class LLMServer:
         with self._tracer.start_as_current_span("llm.generate", context=extract_context(request.trace_context)) as span:
             span.set_attribute("quorum.model", self._model.id)
             span.set_attribute("quorum.request_id", request.request_id)
-            prompt_ids = self._encode(request.prompt, request.messages)
+            prompt_ids = self._encode(request.prompt, request.messages, request.tools, request.tool_choice)
             max_tokens = check_context(
                 len(prompt_ids),
                 request.sampling.max_tokens,
@@ -129,7 +144,12 @@ class LLMServer:
                 self._model.engine.max_model_len,
                 self._model.id,
             )
-            params = sampling_params(request.sampling, max_tokens, request.stream)
+            sampling = request.sampling
+            tool_grammar = constraint_for(request.tools, request.tool_choice)
+            if tool_grammar is not None:
+                sampling = replace(sampling, constraint=tool_grammar, logprobs=None)
+            decoder = ToolCallDecoder() if tool_grammar is not None else None
+            params = sampling_params(sampling, max_tokens, request.stream)
             completion_tokens = 0
             try:
                 stream = engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request.request_id)
@@ -145,7 +165,12 @@ class LLMServer:
                         span.set_attribute("quorum.prompt_tokens", usage.prompt_tokens)
                         span.set_attribute("quorum.completion_tokens", usage.completion_tokens)
                         span.set_attribute("quorum.cached_prompt_tokens", usage.cached_prompt_tokens)
-                    yield GenerationChunk(choices=choice_deltas(output, request.sampling.logprobs or 0), usage=usage)
+                    choices = choice_deltas(output, sampling.logprobs or 0)
+                    if decoder is not None:
+                        choices = decoder.feed(choices)
+                        if not choices and usage is None:
+                            continue
+                    yield GenerationChunk(choices=choices, usage=usage)
             except EngineDeadError as exc:
                 span.set_status(Status(StatusCode.ERROR, "engine dead"))
                 raise EngineUnavailable(f"model '{self._model.id}' engine stopped: {exc}; retry shortly") from None

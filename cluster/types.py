@@ -9,6 +9,40 @@ from enum import StrEnum
 class FinishReason(StrEnum):
     STOP = "stop"
     LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+
+
+class ToolChoiceMode(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call; ``parameters`` is a JSON Schema object (already parsed)."""
+
+    name: str
+    description: str = ""
+    parameters_json_schema: str = ""
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """``name`` forces that tool (and implies REQUIRED)."""
+
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str = ""
+
+
+DEFAULT_TOOL_CHOICE = ToolChoice()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +77,8 @@ class SamplingOptions:
 class Message:
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +91,8 @@ class GenerationRequest:
     messages: tuple[Message, ...] | None = None
     stream: bool = False
     trace_context: dict[str, str] = field(default_factory=dict)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = DEFAULT_TOOL_CHOICE
 
 
 @dataclass(frozen=True)
@@ -80,6 +118,7 @@ class ChoiceDelta:
     text: str
     finish_reason: FinishReason | None = None
     logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

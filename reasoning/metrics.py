@@ -1,4 +1,4 @@
-"""Prometheus counters of the reasoning layer (no-ops when ``prometheus_client`` is not installed).
+"""Counters of the reasoning layer, recorded into pluggable sinks.
 
 - ``quorum_reasoning_runs_total{strategy, outcome}``: runs by how they ended
   (a stop reason, "error" or "cancelled").
@@ -7,57 +7,95 @@
 - ``quorum_reasoning_tool_calls_total{tool}`` and ``quorum_reasoning_tool_failures_total{tool}``
   ("unknown" for names no tool has).
 
-The counters live in the process-wide default registry; exposing it (an HTTP
-endpoint, or Ray's metrics agent) is up to the hosting process.
+Every increment goes to each registered :class:`CounterSink`. The default sink
+counts into ``prometheus_client``'s process-wide registry (a no-op when the
+package is missing); exposing that registry is up to the hosting process. A
+host with its own metrics pipeline adds a sink with :func:`add_sink`: the
+cluster's reasoning deployment adds one over Ray's metrics API
+(``services.reasoning_metrics``), whose agent exports the counters with Ray's
+``ray_`` prefix (``ray_quorum_reasoning_samples_saved_total``). This module
+imports neither Ray nor gRPC.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 
-class _Counter(Protocol):
-    def labels(self, *values: str) -> _Counter: ...
+@dataclass(frozen=True)
+class CounterSpec:
+    """One counter: ``name`` without the ``_total`` suffix, its help text and its label names."""
 
-    def inc(self, amount: float = 1) -> None: ...
-
-
-class _NoCounter:
-    def labels(self, *values: str) -> _NoCounter:
-        return self
-
-    def inc(self, amount: float = 1) -> None:
-        return None
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
 
 
-def _counter(name: str, documentation: str, labels: tuple[str, ...]) -> _Counter:
-    try:
-        prometheus_client = importlib.import_module("prometheus_client")
-    except ImportError:
-        return _NoCounter()
-    counter: _Counter = prometheus_client.Counter(name, documentation, labels)
-    return counter
-
-
-RUNS = _counter("quorum_reasoning_runs", "Reason runs by strategy and outcome.", ("strategy", "outcome"))
-SAMPLES_USED = _counter("quorum_reasoning_samples_used", "Samples that finished, by strategy.", ("strategy",))
-SAMPLES_SAVED = _counter(
+RUNS = CounterSpec("quorum_reasoning_runs", "Reason runs by strategy and outcome.", ("strategy", "outcome"))
+SAMPLES_USED = CounterSpec("quorum_reasoning_samples_used", "Samples that finished, by strategy.", ("strategy",))
+SAMPLES_SAVED = CounterSpec(
     "quorum_reasoning_samples_saved", "Samples early stopping made unnecessary, by strategy.", ("strategy",)
 )
-TOOL_CALLS = _counter("quorum_reasoning_tool_calls", "Tool calls by tool.", ("tool",))
-TOOL_FAILURES = _counter("quorum_reasoning_tool_failures", "Tool calls that ended in an error, by tool.", ("tool",))
+TOOL_CALLS = CounterSpec("quorum_reasoning_tool_calls", "Tool calls by tool.", ("tool",))
+TOOL_FAILURES = CounterSpec("quorum_reasoning_tool_failures", "Tool calls that ended in an error, by tool.", ("tool",))
+COUNTERS: tuple[CounterSpec, ...] = (RUNS, SAMPLES_USED, SAMPLES_SAVED, TOOL_CALLS, TOOL_FAILURES)
+
+
+class CounterSink(Protocol):
+    """Where counter increments go; ``values`` are the label values in ``counter.labels`` order."""
+
+    def inc(self, counter: CounterSpec, values: tuple[str, ...], amount: float) -> None: ...
+
+
+class PrometheusSink:
+    """Counts into ``prometheus_client``'s default registry; does nothing without ``prometheus_client``."""
+
+    def __init__(self, counters: Sequence[CounterSpec] = COUNTERS) -> None:
+        self._counters: dict[str, Any] = {}
+        try:
+            prometheus_client = importlib.import_module("prometheus_client")
+        except ImportError:
+            return
+        for spec in counters:
+            self._counters[spec.name] = prometheus_client.Counter(spec.name, spec.documentation, spec.labels)
+
+    def inc(self, counter: CounterSpec, values: tuple[str, ...], amount: float) -> None:
+        metric = self._counters.get(counter.name)
+        if metric is not None:
+            metric.labels(*values).inc(amount)
+
+
+_sinks: list[CounterSink] = [PrometheusSink()]
+
+
+def add_sink(sink: CounterSink) -> None:
+    """Send every later increment to ``sink`` as well (once, however often it is added)."""
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def remove_sink(sink: CounterSink) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
+def _inc(counter: CounterSpec, *values: str, amount: float = 1) -> None:
+    for sink in _sinks:
+        sink.inc(counter, values, amount)
 
 
 def record_run(strategy: str, outcome: str, samples_used: int = 0, samples_saved: int = 0) -> None:
-    RUNS.labels(strategy, outcome).inc()
+    _inc(RUNS, strategy, outcome)
     if samples_used:
-        SAMPLES_USED.labels(strategy).inc(samples_used)
+        _inc(SAMPLES_USED, strategy, amount=samples_used)
     if samples_saved:
-        SAMPLES_SAVED.labels(strategy).inc(samples_saved)
+        _inc(SAMPLES_SAVED, strategy, amount=samples_saved)
 
 
 def record_tool_call(tool: str, failed: bool) -> None:
-    TOOL_CALLS.labels(tool).inc()
+    _inc(TOOL_CALLS, tool)
     if failed:
-        TOOL_FAILURES.labels(tool).inc()
+        _inc(TOOL_FAILURES, tool)

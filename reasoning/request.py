@@ -12,6 +12,7 @@ from .answers import DEFAULT_CHOICES, AnswerFormat
 from .early_stop import EarlyStopping, StopRule
 from .errors import ReasoningInputError, UnknownToolError
 from .llm import ChatTurn
+from .retrieval import RETRIEVE_TOOL
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 
@@ -55,8 +56,9 @@ class ReasonRequest:
     ``messages`` is the prior conversation, placed before the question.
     ``samples`` (k) is only for self-consistency, ``tools`` and ``max_steps``
     only for ReAct, ``early_stopping`` only for self-consistency, ``collection``
-    only (and always) for RAG. ``choices`` are the labels of a CHOICE answer.
-    ``model`` empty means the cluster's default model.
+    for RAG and for ReAct's ``retrieve`` tool (``top_k`` passages per search,
+    0 for the retriever's default). ``choices`` are the labels of a CHOICE
+    answer. ``model`` empty means the cluster's default model.
     """
 
     question: str
@@ -72,6 +74,7 @@ class ReasonRequest:
     answer_format: AnswerFormat = AnswerFormat.NUMBER
     choices: tuple[str, ...] = DEFAULT_CHOICES
     collection: str = ""
+    top_k: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,21 @@ def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Colle
     _check_early_stopping(request, strategy)
     _check_sampling(request.sampling, limits)
     _check_answer_format(request)
+    _check_collection(request, strategy)
+
+
+def _check_collection(request: ReasonRequest, strategy: Strategy) -> None:
+    retrieves = strategy is Strategy.REACT and RETRIEVE_TOOL in request.tools
     if strategy is Strategy.RAG and not request.collection.strip():
         raise ReasoningInputError("collection", "the rag strategy needs the name of a document collection")
-    if strategy is not Strategy.RAG and request.collection:
-        raise ReasoningInputError("collection", f"only the rag strategy reads a collection, not {strategy.value}")
+    if retrieves and not request.collection.strip():
+        raise ReasoningInputError("collection", f"the {RETRIEVE_TOOL} tool needs the name of a document collection")
+    if strategy is not Strategy.RAG and not retrieves and request.collection:
+        raise ReasoningInputError(
+            "collection", f"only the rag strategy and the {RETRIEVE_TOOL} tool read a collection, not {strategy.value}"
+        )
+    if request.top_k < 0:
+        raise ReasoningInputError("top_k", f"must be >= 0 (0 is the server default), got {request.top_k}")
 
 
 def _enum(kind: type[_E], value: str, name: str) -> _E:

@@ -10,12 +10,13 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import metrics
-from .errors import StrategyUnavailableError
+from .errors import ReasoningInputError, StrategyUnavailableError
 from .events import Event, FinalEvent, SampleEvent, StopReason, VoteEvent
 from .llm import LLMClient
 from .request import ReasoningLimits, ReasonRequest, Strategy, validate
+from .retrieval import RETRIEVE_TOOL, Retriever, RetrieveTool
 from .state import RunState
-from .strategies import chain_of_thought, direct, react, self_consistency
+from .strategies import chain_of_thought, direct, rag, react, self_consistency
 from .telemetry import aclose, set_usage, start_span
 from .tools import ToolRegistry
 
@@ -26,23 +27,35 @@ async def run_reasoning(
     registry: ToolRegistry,
     limits: ReasoningLimits,
     trace_parent: Context | None = None,
+    retriever: Retriever | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Answer ``request`` with its strategy, streaming events that end in exactly one :class:`FinalEvent`.
 
     Before the first event it raises :class:`~quorum.reasoning.errors.ReasoningInputError`,
     :class:`~quorum.reasoning.errors.UnknownToolError` or
-    :class:`~quorum.reasoning.errors.StrategyUnavailableError` (RAG, until
-    retrieval exists). Later, budget exhaustion and tool failures end the stream
-    with a final event; errors of ``client`` propagate. The wall-clock budget
-    (budget.max_seconds) covers the whole run: when it passes, the running
-    engine request is aborted and the final event reports BUDGET_TIME with the
-    vote so far. Closing the stream early aborts the run as well. ``trace_parent``
-    (e.g. the caller's propagated context) parents the run's root span.
+    :class:`~quorum.reasoning.errors.StrategyUnavailableError` (RAG without a
+    ``retriever``), or the retriever's error for an unknown collection. Later,
+    budget exhaustion and tool failures end the stream with a final event;
+    errors of ``client`` propagate. The wall-clock budget (budget.max_seconds)
+    covers the whole run: when it passes, the running engine request is
+    aborted and the final event reports BUDGET_TIME with the vote so far.
+    Closing the stream early aborts the run as well. ``trace_parent`` (e.g. the
+    caller's propagated context) parents the run's root span. ``retriever``
+    serves RAG runs and ReAct's ``retrieve`` tool.
     """
-    validate(request, limits, registry.names())
+    known_tools = (*registry.names(), RETRIEVE_TOOL) if retriever is not None else registry.names()
+    validate(request, limits, known_tools)
     strategy = Strategy(request.strategy)
-    if strategy is Strategy.RAG:
-        raise StrategyUnavailableError("strategy: rag needs a retrieval service, which this deployment does not have")
+    top_k = 0
+    if strategy is Strategy.RAG or request.collection:
+        if retriever is None:
+            raise StrategyUnavailableError(
+                "strategy: rag needs a retrieval service, which this deployment does not have"
+            )
+        top_k = _top_k(request, retriever)
+        await retriever.check_collection(request.collection)
+        if RETRIEVE_TOOL in request.tools:
+            registry = registry.with_tool(RetrieveTool(retriever, request.collection, top_k))
     span = start_span(
         "reason",
         None,
@@ -53,7 +66,11 @@ async def run_reasoning(
     deadline = asyncio.get_running_loop().time() + request.budget.max_seconds
     outcome, final = "cancelled", None
     try:
-        strategy_events = _strategy_events(strategy, request, client, state, registry)
+        strategy_events = (
+            rag.run(request, client, state, retriever, top_k)
+            if strategy is Strategy.RAG and retriever is not None
+            else _strategy_events(strategy, request, client, state, registry)
+        )
         async with aclosing(guarded(strategy_events, deadline, state)) as events:
             async for event in events:
                 if isinstance(event, FinalEvent):
@@ -142,10 +159,18 @@ def _strategy_events(
     return react.run(request, client, state, registry)
 
 
+def _top_k(request: ReasonRequest, retriever: Retriever) -> int:
+    if request.top_k > retriever.max_top_k:
+        raise ReasoningInputError("top_k", f"must be at most {retriever.max_top_k}, got {request.top_k}")
+    return request.top_k or retriever.default_top_k
+
+
 def _describe_final(span: Span, final: FinalEvent) -> None:
     span.set_attribute("quorum.stop_reason", final.stop_reason.value)
     span.set_attribute("quorum.samples_used", final.samples_used)
     span.set_attribute("quorum.confidence", final.confidence)
     if final.answer is not None:
         span.set_attribute("quorum.answer", final.answer)
+    if final.citations:
+        span.set_attribute("quorum.citations", list(final.citations))
     set_usage(span, final.usage)

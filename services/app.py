@@ -21,7 +21,7 @@ from .reasoning_server import ReasoningServer
 
 
 def build_app(config: QuorumConfig) -> Application:
-    """The gateway ingress bound to one LLM-server deployment per configured model and the reasoning deployment."""
+    """The gateway ingress (gRPC + OpenAI HTTP) bound to one LLM-server deployment per model and the reasoning one."""
     handles = {model.id: llm_server_app(model, config) for model in config.models}
     reasoning = serve.deployment(ReasoningServer).options(
         name="reasoning",
@@ -30,7 +30,8 @@ def build_app(config: QuorumConfig) -> Application:
         max_ongoing_requests=1_000,
         logging_config={"enable_access_log": False},
     )
-    gateway = serve.deployment(Gateway).options(
+    # One deployment, both protocols: the replica runs the gRPC server and is the HTTP ingress.
+    gateway = serve.deployment(serve.ingress()(Gateway)).options(
         name="gateway",
         num_replicas=config.gateway.num_replicas,
         ray_actor_options={"num_cpus": 0},

@@ -61,6 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         err.print(f"[bold]quorum[/] gateway at [cyan]{cluster.target}[/]; loading {len(config.models)} model(s)…")
         cluster.wait_ready(timeout_s=max(m.engine.startup_timeout_s for m in config.models))
         console.print(f"[green]quorum is serving[/] on grpc://{cluster.target}")
+        console.print(f"  OpenAI-compatible HTTP: {cluster.http_url}/v1")
         for model in config.models:
             console.print(f"  model [bold]{model.id}[/] ({model.source})")
         console.print(f'  try: quorum chat --target {cluster.target} "What is the capital of France?"')
@@ -193,6 +194,7 @@ def cmd_reason(args: argparse.Namespace) -> int:
         samples=args.samples or 0,
         tools=args.tools.split(",") if args.tools else [],
         collection=args.collection or "",
+        top_k=args.top_k or 0,
         early_stopping=rpb.EarlyStopping(
             rule=rpb.EARLY_STOP_RULE_NONE if args.no_early_stop else rpb.EARLY_STOP_RULE_UNSPECIFIED
         ),
@@ -239,6 +241,31 @@ def _print_event(kind: str | None, event: Any, rpb: Any) -> None:
             f"{final.usage.prompt_tokens} prompt ({final.usage.cached_prompt_tokens} cached) + "
             f"{final.usage.completion_tokens} generated tokens, {final.seconds:.1f} s[/]"
         )
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.docs_command == "ingest":
+            docs = [
+                {"id": path.name, "text": path.read_text(), "metadata": {"path": str(path)}}
+                for path in (Path(name) for name in args.files)
+            ]
+            reply = client.ingest(args.collection, docs)
+            console.print(
+                f"{args.collection}: {reply.documents} documents ({reply.replaced} replaced), {reply.chunks} chunks"
+            )
+        elif args.docs_command == "search":
+            hits = client.search(args.collection, args.query, args.top_k or 0).chunks
+            _print_rows(
+                ("score", "document", "chunk", "text"),
+                [(f"{h.score:.3f}", h.document_id, str(h.chunk_index), h.text[:80]) for h in hits],
+            )
+        elif args.docs_command == "delete":
+            console.print(f"deleted {client.delete_documents(args.collection, args.ids).deleted} documents")
+        else:
+            rows = [(c.name, str(c.documents), str(c.chunks)) for c in client.list_collections().collections]
+            _print_rows(("collection", "documents", "chunks"), rows)
+    return 0
 
 
 def cmd_k8s(args: argparse.Namespace) -> int:
@@ -349,11 +376,29 @@ def build_parser() -> argparse.ArgumentParser:
     reason.add_argument("--strategy", choices=_STRATEGY_CHOICES, default="cot", help="sc = self-consistency")
     reason.add_argument("--samples", type=int, help="k for self-consistency (server default 8)")
     reason.add_argument("--tools", help="comma-separated server tools for react, e.g. calculator")
-    reason.add_argument("--collection", help="document collection for rag")
+    reason.add_argument("--collection", help="document collection for rag (and the react retrieve tool)")
+    reason.add_argument("--top-k", type=int, help="passages retrieved per search (server default 4)")
     reason.add_argument("--no-early-stop", action="store_true", help="self-consistency: use all k samples")
     reason.add_argument("--model", default="", help="model id (default: the cluster's default model)")
     _client_args(reason)
     reason.set_defaults(func=cmd_reason)
+
+    docs = sub.add_parser("docs", help="document collections for RAG: ingest, search, delete, list")
+    docs_sub = docs.add_subparsers(dest="docs_command", required=True)
+    ingest = docs_sub.add_parser("ingest", help="index text files (document id = file name)")
+    ingest.add_argument("files", nargs="+")
+    ingest.add_argument("--collection", required=True)
+    search = docs_sub.add_parser("search", help="the chunks closest to a query")
+    search.add_argument("query")
+    search.add_argument("--collection", required=True)
+    search.add_argument("--top-k", type=int)
+    delete = docs_sub.add_parser("delete", help="remove documents by id")
+    delete.add_argument("ids", nargs="+")
+    delete.add_argument("--collection", required=True)
+    listing = docs_sub.add_parser("list", help="collections and their sizes")
+    for command in (ingest, search, delete, listing):
+        _client_args(command)
+        command.set_defaults(func=cmd_docs)
 
     kube = sub.add_parser("k8s", help="a quorum release on Kubernetes (KubeRay RayService)")
     kube_sub = kube.add_subparsers(dest="k8s_command", required=True)

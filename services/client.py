@@ -4,13 +4,16 @@
         reply = client.chat([("user", "What is the capital of France?")], temperature=0)
         print(reply.choices[0].text)
 
-Sampling keyword arguments are the fields of ``quorum.v1.SamplingParams``.
+Sampling keyword arguments are the fields of ``quorum.v1.SamplingParams``. Document collections of
+``quorum.v1.ReasoningService`` are reached with ``ingest``, ``search``, ``delete_documents`` and
+``list_collections``; LangChain adapters live in ``quorum.services.langchain``.
 Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterable
+import json
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,9 +23,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from quorum.v1 import inference_pb2 as pb
-from quorum.v1 import inference_pb2_grpc
+from quorum.v1 import inference_pb2_grpc, reasoning_pb2_grpc
+from quorum.v1 import reasoning_pb2 as rpb
 
 MessageLike: TypeAlias = pb.ChatMessage | tuple[str, str]
+ToolLike: TypeAlias = pb.ToolDefinition | Mapping[str, Any]
+DocumentLike: TypeAlias = rpb.Document | Mapping[str, Any] | tuple[str, str]
 Metadata: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
 
@@ -47,6 +53,85 @@ def sampling(**fields: Any) -> pb.SamplingParams:
 
 def chat_messages(messages: Iterable[MessageLike]) -> list[pb.ChatMessage]:
     return [m if isinstance(m, pb.ChatMessage) else pb.ChatMessage(role=m[0], content=m[1]) for m in messages]
+
+
+def tool_definitions(tools: Iterable[ToolLike]) -> list[pb.ToolDefinition]:
+    """ToolDefinitions from protos or mappings ``{"name", "description", "parameters": <JSON Schema dict>}``."""
+    result = []
+    for tool in tools:
+        if isinstance(tool, pb.ToolDefinition):
+            result.append(tool)
+            continue
+        parameters = tool.get("parameters")
+        result.append(
+            pb.ToolDefinition(
+                name=tool["name"],
+                description=tool.get("description", ""),
+                parameters_json_schema=json.dumps(parameters) if parameters is not None else "",
+            )
+        )
+    return result
+
+
+def tool_choice(choice: str | pb.ToolChoice | None) -> pb.ToolChoice | None:
+    """``"auto"``, ``"none"``, ``"required"`` or a tool's name, as a ToolChoice."""
+    if choice is None or isinstance(choice, pb.ToolChoice):
+        return choice
+    modes = {
+        "auto": pb.TOOL_CHOICE_MODE_AUTO,
+        "none": pb.TOOL_CHOICE_MODE_NONE,
+        "required": pb.TOOL_CHOICE_MODE_REQUIRED,
+    }
+    if choice in modes:
+        return pb.ToolChoice(mode=modes[choice])
+    return pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_REQUIRED, name=choice)
+
+
+def chat_request(
+    messages: Iterable[MessageLike],
+    model: str,
+    tools: Iterable[ToolLike] | None,
+    choice: str | pb.ToolChoice | None,
+    sampling_fields: dict[str, Any],
+) -> pb.ChatRequest:
+    return pb.ChatRequest(
+        model=model,
+        messages=chat_messages(messages),
+        sampling=sampling(**sampling_fields),
+        tools=tool_definitions(tools or ()),
+        tool_choice=tool_choice(choice),
+    )
+
+
+def chat_stream_request(
+    messages: Iterable[MessageLike],
+    model: str,
+    tools: Iterable[ToolLike] | None,
+    choice: str | pb.ToolChoice | None,
+    sampling_fields: dict[str, Any],
+) -> pb.ChatStreamRequest:
+    unary = chat_request(messages, model, tools, choice, sampling_fields)
+    return pb.ChatStreamRequest(
+        model=unary.model,
+        messages=unary.messages,
+        sampling=unary.sampling,
+        tools=unary.tools,
+        tool_choice=unary.tool_choice,
+    )
+
+
+def documents(docs: Iterable[DocumentLike]) -> list[rpb.Document]:
+    """Documents from protos, ``(id, text)`` pairs or mappings ``{"id", "text", "metadata": {str: str}}``."""
+    result = []
+    for doc in docs:
+        if isinstance(doc, rpb.Document):
+            result.append(doc)
+        elif isinstance(doc, tuple):
+            result.append(rpb.Document(id=doc[0], text=doc[1]))
+        else:
+            metadata = {str(k): str(v) for k, v in (doc.get("metadata") or {}).items()}
+            result.append(rpb.Document(id=doc["id"], text=doc["text"], metadata=metadata))
+    return result
 
 
 @dataclass(frozen=True)
@@ -79,6 +164,7 @@ class QuorumClient:
         self.metadata = _metadata(token)
         self.channel = grpc.secure_channel(target, tls.credentials()) if tls else grpc.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
+        self._reasoning = reasoning_pb2_grpc.ReasoningServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def generate(self, prompt: str, model: str = "", **sampling_fields: Any) -> pb.GenerateResponse:
@@ -95,16 +181,26 @@ class QuorumClient:
         finally:
             call.cancel()  # type: ignore[no-untyped-call]
 
-    def chat(self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any) -> pb.ChatResponse:
-        request = pb.ChatRequest(model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields))
+    def chat(
+        self,
+        messages: Iterable[MessageLike],
+        model: str = "",
+        tools: Iterable[ToolLike] | None = None,
+        tool_choice: str | pb.ToolChoice | None = None,
+        **sampling_fields: Any,
+    ) -> pb.ChatResponse:
+        request = chat_request(messages, model, tools, tool_choice, sampling_fields)
         return self._stub.Chat(request, timeout=self.timeout, metadata=self.metadata)
 
     def chat_stream(
-        self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any
+        self,
+        messages: Iterable[MessageLike],
+        model: str = "",
+        tools: Iterable[ToolLike] | None = None,
+        tool_choice: str | pb.ToolChoice | None = None,
+        **sampling_fields: Any,
     ) -> Generator[pb.ChatStreamResponse, None, None]:
-        request = pb.ChatStreamRequest(
-            model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields)
-        )
+        request = chat_stream_request(messages, model, tools, tool_choice, sampling_fields)
         call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self.metadata)
         try:
             yield from call
@@ -117,6 +213,29 @@ class QuorumClient:
     def tokenize(self, prompt: str = "", messages: Iterable[MessageLike] = (), model: str = "") -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(model=model, prompt=prompt, messages=chat_messages(messages))
         return self._stub.Tokenize(request, timeout=self.timeout, metadata=self.metadata)
+
+    def list_tools(self) -> rpb.ListToolsResponse:
+        """The server-side tools of ``ReasoningService`` (for ``Reason`` requests)."""
+        return self._reasoning.ListTools(rpb.ListToolsRequest(), timeout=self.timeout, metadata=self.metadata)
+
+    def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
+        """Chunk, embed and index documents into ``collection``; re-ingesting an id replaces the document."""
+        request = rpb.IngestRequest(collection=collection, documents=documents(docs))
+        return self._reasoning.Ingest(request, timeout=self.timeout, metadata=self.metadata)
+
+    def search(self, collection: str, query: str, top_k: int = 0) -> rpb.SearchResponse:
+        """The ``top_k`` chunks of ``collection`` closest to ``query``, best first (0 = server default)."""
+        request = rpb.SearchRequest(collection=collection, query=query, top_k=top_k)
+        return self._reasoning.Search(request, timeout=self.timeout, metadata=self.metadata)
+
+    def delete_documents(self, collection: str, document_ids: Iterable[str]) -> rpb.DeleteDocumentsResponse:
+        request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
+        return self._reasoning.DeleteDocuments(request, timeout=self.timeout, metadata=self.metadata)
+
+    def list_collections(self) -> rpb.ListCollectionsResponse:
+        return self._reasoning.ListCollections(
+            rpb.ListCollectionsRequest(), timeout=self.timeout, metadata=self.metadata
+        )
 
     def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
         reply = self._health.Check(
@@ -147,6 +266,7 @@ class AsyncQuorumClient:
         self._metadata = _metadata(token)
         self._channel = grpc.aio.secure_channel(target, tls.credentials()) if tls else grpc.aio.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._reasoning = reasoning_pb2_grpc.ReasoningServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def generate(self, prompt: str, model: str = "", **sampling_fields: Any) -> pb.GenerateResponse:
@@ -161,16 +281,26 @@ class AsyncQuorumClient:
         async for response in call:  # type: ignore[attr-defined]
             yield response
 
-    async def chat(self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any) -> pb.ChatResponse:
-        request = pb.ChatRequest(model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields))
+    async def chat(
+        self,
+        messages: Iterable[MessageLike],
+        model: str = "",
+        tools: Iterable[ToolLike] | None = None,
+        tool_choice: str | pb.ToolChoice | None = None,
+        **sampling_fields: Any,
+    ) -> pb.ChatResponse:
+        request = chat_request(messages, model, tools, tool_choice, sampling_fields)
         return await self._stub.Chat(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
 
     async def chat_stream(
-        self, messages: Iterable[MessageLike], model: str = "", **sampling_fields: Any
+        self,
+        messages: Iterable[MessageLike],
+        model: str = "",
+        tools: Iterable[ToolLike] | None = None,
+        tool_choice: str | pb.ToolChoice | None = None,
+        **sampling_fields: Any,
     ) -> AsyncIterator[pb.ChatStreamResponse]:
-        request = pb.ChatStreamRequest(
-            model=model, messages=chat_messages(messages), sampling=sampling(**sampling_fields)
-        )
+        request = chat_stream_request(messages, model, tools, tool_choice, sampling_fields)
         call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self._metadata)
         async for response in call:  # type: ignore[attr-defined]
             yield response
@@ -185,6 +315,30 @@ class AsyncQuorumClient:
     ) -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(model=model, prompt=prompt, messages=chat_messages(messages))
         return await self._stub.Tokenize(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+
+    async def list_tools(self) -> rpb.ListToolsResponse:
+        return await self._reasoning.ListTools(  # type: ignore[misc]
+            rpb.ListToolsRequest(), timeout=self.timeout, metadata=self._metadata
+        )
+
+    async def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
+        request = rpb.IngestRequest(collection=collection, documents=documents(docs))
+        return await self._reasoning.Ingest(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+
+    async def search(self, collection: str, query: str, top_k: int = 0) -> rpb.SearchResponse:
+        request = rpb.SearchRequest(collection=collection, query=query, top_k=top_k)
+        return await self._reasoning.Search(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+
+    async def delete_documents(self, collection: str, document_ids: Iterable[str]) -> rpb.DeleteDocumentsResponse:
+        request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
+        return await self._reasoning.DeleteDocuments(  # type: ignore[misc]
+            request, timeout=self.timeout, metadata=self._metadata
+        )
+
+    async def list_collections(self) -> rpb.ListCollectionsResponse:
+        return await self._reasoning.ListCollections(  # type: ignore[misc]
+            rpb.ListCollectionsRequest(), timeout=self.timeout, metadata=self._metadata
+        )
 
     async def close(self) -> None:
         await self._channel.close(None)

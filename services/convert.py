@@ -12,14 +12,27 @@ from quorum.cluster.types import (
     OutputConstraint,
     SamplingOptions,
     TokenLogprob,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolSpec,
     Usage,
 )
 from quorum.v1 import inference_pb2 as pb
+
+from .generation import merge_deltas
 
 _FINISH = {
     None: pb.FINISH_REASON_UNSPECIFIED,
     FinishReason.STOP: pb.FINISH_REASON_STOP,
     FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+    FinishReason.TOOL_CALLS: pb.FINISH_REASON_TOOL_CALLS,
+}
+_TOOL_MODE = {
+    pb.TOOL_CHOICE_MODE_UNSPECIFIED: ToolChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_AUTO: ToolChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_NONE: ToolChoiceMode.NONE,
+    pb.TOOL_CHOICE_MODE_REQUIRED: ToolChoiceMode.REQUIRED,
 }
 
 
@@ -50,8 +63,29 @@ def sampling_from_proto(params: pb.SamplingParams) -> SamplingOptions:
     )
 
 
+def _calls_from_proto(calls: Iterable[pb.ToolCallRequest]) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in calls)
+
+
+def _calls_to_proto(calls: Iterable[ToolCall]) -> list[pb.ToolCallRequest]:
+    return [pb.ToolCallRequest(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in calls]
+
+
 def messages_from_proto(messages: Iterable[pb.ChatMessage]) -> tuple[Message, ...]:
-    return tuple(Message(role=m.role, content=m.content) for m in messages)
+    return tuple(
+        Message(role=m.role, content=m.content, tool_calls=_calls_from_proto(m.tool_calls), tool_call_id=m.tool_call_id)
+        for m in messages
+    )
+
+
+def tools_from_proto(
+    tools: Iterable[pb.ToolDefinition], choice: pb.ToolChoice
+) -> tuple[tuple[ToolSpec, ...], ToolChoice]:
+    """Declared tools and the tool choice; unknown enum numbers are AUTO (validation happens in cluster)."""
+    specs = tuple(
+        ToolSpec(name=t.name, description=t.description, parameters_json_schema=t.parameters_json_schema) for t in tools
+    )
+    return specs, ToolChoice(mode=_TOOL_MODE.get(choice.mode, ToolChoiceMode.AUTO), name=choice.name)
 
 
 def _logprobs_to_proto(logprobs: Sequence[TokenLogprob]) -> list[pb.TokenLogprob]:
@@ -72,6 +106,7 @@ def choice_to_proto(choice: ChoiceDelta) -> pb.Choice:
         text=choice.text,
         finish_reason=_FINISH[choice.finish_reason],
         logprobs=_logprobs_to_proto(choice.logprobs),
+        tool_calls=_calls_to_proto(choice.tool_calls),
     )
 
 
@@ -85,22 +120,5 @@ def usage_to_proto(usage: Usage) -> pb.Usage:
 
 def merge_chunks(chunks: Iterable[GenerationChunk]) -> tuple[list[pb.Choice], pb.Usage]:
     """Whole choices (ordered by index) and usage from a sequence of chunks."""
-    texts: dict[int, list[str]] = {}
-    finish: dict[int, FinishReason | None] = {}
-    logprobs: dict[int, list[TokenLogprob]] = {}
-    usage = Usage()
-    for chunk in chunks:
-        for choice in chunk.choices:
-            texts.setdefault(choice.index, []).append(choice.text)
-            logprobs.setdefault(choice.index, []).extend(choice.logprobs)
-            if choice.finish_reason is not None:
-                finish[choice.index] = choice.finish_reason
-        if chunk.usage is not None:
-            usage = chunk.usage
-    choices = [
-        choice_to_proto(
-            ChoiceDelta(index=i, text="".join(texts[i]), finish_reason=finish.get(i), logprobs=tuple(logprobs[i]))
-        )
-        for i in sorted(texts)
-    ]
-    return choices, usage_to_proto(usage)
+    choices, usage = merge_deltas(chunks)
+    return [choice_to_proto(choice) for choice in choices], usage_to_proto(usage)

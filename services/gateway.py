@@ -1,5 +1,9 @@
 """The gateway: a grpc.aio server of quorum's own, running inside a Ray Serve replica.
 
+The same deployment is the application's HTTP ingress (``serve.ingress``): Ray Serve's HTTP proxy
+routes ``/v1/...`` to the OpenAI-compatible FastAPI app built in ``__serve_build_asgi_app__``
+(``services/openai_http.py``), which shares the dispatcher, the checks and the token file with gRPC.
+
 Why our own server rather than Ray Serve's gRPC proxy: the contract needs the
 standard ``grpc.health.v1`` service with per-model status, server reflection,
 rich error details, deadline and cancellation propagation into the engine, and
@@ -17,6 +21,7 @@ import logging
 from typing import Any
 
 import grpc
+from fastapi import FastAPI
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
@@ -29,6 +34,7 @@ from quorum.cluster.types import ModelStatus
 from quorum.v1 import inference_pb2, inference_pb2_grpc, reasoning_pb2, reasoning_pb2_grpc
 
 from .inference import InferenceServicer
+from .openai_http import build_openai_app
 from .reasoning_service import ReasoningServicer
 from .security import BearerTokenInterceptor, TokenFile, server_credentials
 from .status import model_health_name
@@ -59,8 +65,9 @@ class Gateway:
         interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
             aio_server_interceptor(filter_=filters.service_prefix("quorum."))  # type: ignore[no-untyped-call]
         ]
-        if gateway.auth_tokens_file is not None:
-            interceptors.insert(0, BearerTokenInterceptor(TokenFile(gateway.auth_tokens_file)))
+        self._tokens = TokenFile(gateway.auth_tokens_file) if gateway.auth_tokens_file is not None else None
+        if self._tokens is not None:
+            interceptors.insert(0, BearerTokenInterceptor(self._tokens))
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -96,6 +103,10 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run())]
         logger.info("gRPC gateway listening on %s:%d", gateway.host, self.port)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """Ray Serve's hook for a late-bound ingress app: the OpenAI-compatible HTTP API on this replica."""
+        return build_openai_app(self._dispatcher, self._config.gateway, self._tokens)
 
     async def _run(self) -> None:
         await self._set_overall()

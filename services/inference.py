@@ -8,21 +8,32 @@ server keeps serving.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
-
-from opentelemetry import trace
 
 from quorum.cluster.config import GatewayConfig
 from quorum.cluster.dispatch import ModelDispatcher
 from quorum.cluster.errors import InvalidArgument
-from quorum.cluster.telemetry import inject_context
-from quorum.cluster.types import GenerationChunk, GenerationRequest, Message, SamplingOptions
-from quorum.cluster.validation import check_messages, check_prompt, check_sampling
+from quorum.cluster.types import (
+    DEFAULT_TOOL_CHOICE,
+    GenerationChunk,
+    GenerationRequest,
+    Message,
+    ToolChoice,
+    ToolSpec,
+)
+from quorum.cluster.validation import check_messages, check_prompt
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import inference_pb2_grpc
 
-from .convert import choice_to_proto, merge_chunks, messages_from_proto, sampling_from_proto, usage_to_proto
+from .convert import (
+    choice_to_proto,
+    merge_chunks,
+    messages_from_proto,
+    sampling_from_proto,
+    tools_from_proto,
+    usage_to_proto,
+)
+from .generation import build_request
 from .status import Context, errors_as_status
 
 logger = logging.getLogger(__name__)
@@ -40,25 +51,18 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         prompt: str | None,
         messages: tuple[Message, ...] | None,
         stream: bool,
+        tools: tuple[tuple[ToolSpec, ...], ToolChoice] = ((), DEFAULT_TOOL_CHOICE),
     ) -> tuple[str, GenerationRequest]:
-        model_id = self._dispatcher.resolve(model)
-        options: SamplingOptions = sampling_from_proto(sampling)
-        check_sampling(options, self._gateway.max_n)
-        if messages is not None:
-            check_messages(messages, self._gateway.max_prompt_chars)
-        else:
-            check_prompt(prompt or "", self._gateway.max_prompt_chars)
-        request_id = uuid.uuid4().hex
-        span = trace.get_current_span()
-        span.set_attribute("quorum.model", model_id)
-        span.set_attribute("quorum.request_id", request_id)
-        return model_id, GenerationRequest(
-            request_id=request_id,
-            sampling=options,
+        return build_request(
+            self._dispatcher,
+            self._gateway,
+            model,
+            sampling_from_proto(sampling),
             prompt=prompt,
             messages=messages,
             stream=stream,
-            trace_context=inject_context(),
+            tools=tools[0],
+            tool_choice=tools[1],
         )
 
     async def _unary(self, model_id: str, request: GenerationRequest) -> tuple[list[pb.Choice], pb.Usage]:
@@ -80,7 +84,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:
         async with errors_as_status(context):
             messages = messages_from_proto(request.messages)
-            model_id, internal = self._request(request.model, request.sampling, None, messages, stream=False)
+            tools = tools_from_proto(request.tools, request.tool_choice)
+            model_id, internal = self._request(request.model, request.sampling, None, messages, False, tools)
             choices, usage = await self._unary(model_id, internal)
             return pb.ChatResponse(request_id=internal.request_id, model=model_id, choices=choices, usage=usage)
 
@@ -98,7 +103,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> AsyncIterator[pb.ChatStreamResponse]:
         async with errors_as_status(context):
             messages = messages_from_proto(request.messages)
-            model_id, internal = self._request(request.model, request.sampling, None, messages, stream=True)
+            tools = tools_from_proto(request.tools, request.tool_choice)
+            model_id, internal = self._request(request.model, request.sampling, None, messages, True, tools)
             async for chunk, choices in self._streamed(model_id, internal):
                 usage = usage_to_proto(chunk.usage) if chunk.usage is not None else None
                 yield pb.ChatStreamResponse(

@@ -7,6 +7,7 @@ run the exact code path a deployment runs.
 from __future__ import annotations
 
 import logging
+import socket
 from types import TracebackType
 
 import ray
@@ -19,6 +20,13 @@ from .app import build_app
 logger = logging.getLogger(__name__)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class ClusterStartError(RuntimeError):
     """The cluster did not become ready; the message says which model and why."""
 
@@ -26,13 +34,27 @@ class ClusterStartError(RuntimeError):
 class LocalCluster:
     """A quorum cluster on this machine; use as a context manager so everything is stopped."""
 
-    def __init__(self, config: QuorumConfig) -> None:
+    def __init__(self, config: QuorumConfig, route_prefix: str = "/") -> None:
+        """``route_prefix``: where Serve's HTTP proxy mounts this app (several apps can share one Serve)."""
         self.config = config
+        self.route_prefix = route_prefix
         self.target = ""
         self._started_ray = False
 
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP endpoint; OpenAI clients use ``f"{http_url}/v1"`` as their base URL."""
+        gateway = self.config.gateway
+        return f"http://{gateway.http_host}:{gateway.http_port}{self.route_prefix.rstrip('/')}"
+
     def start(self) -> str:
-        """Start Ray (unless ``ray.address`` is set), Serve and the app; return the gRPC target."""
+        """Start Ray (unless ``ray.address`` is set), Serve with its HTTP proxy, and the app; return the gRPC target.
+
+        Serve's HTTP options are per Ray cluster: when Serve already runs, its proxy keeps its address.
+        """
+        if self.config.gateway.http_port == 0:  # Serve's proxy needs a concrete port: pick a free one
+            gateway = self.config.gateway.model_copy(update={"http_port": _free_port(self.config.gateway.http_host)})
+            self.config = self.config.model_copy(update={"gateway": gateway})
         cfg = self.config
         if not ray.is_initialized():
             ray.init(
@@ -45,8 +67,11 @@ class LocalCluster:
                 logging_level=logging.WARNING,
             )
             self._started_ray = cfg.ray.address is None
-        serve.start(proxy_location="Disabled")
-        handle = serve.run(build_app(cfg), name=cfg.ray.app_name, route_prefix=None, blocking=False)
+        serve.start(
+            proxy_location="HeadOnly",
+            http_options={"host": cfg.gateway.http_host, "port": cfg.gateway.http_port},
+        )
+        handle = serve.run(build_app(cfg), name=cfg.ray.app_name, route_prefix=self.route_prefix, blocking=False)
         self.target = str(handle.endpoint.remote().result(timeout_s=60))
         return self.target
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TypeVar
 
 from opentelemetry import trace
@@ -33,6 +33,7 @@ from quorum.reasoning import (
     VoteEvent,
 )
 from quorum.reasoning.llm import ChatTurn
+from quorum.reasoning.rag import Document
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 
@@ -61,6 +62,7 @@ _FORMATS: dict[int, AnswerFormat] = {
 _STOP_REASONS = {name.removeprefix("STOP_REASON_").lower(): value for name, value in rpb.StopReason.items()}
 _DEFAULTS = ReasonRequest(question="")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _lookup(table: Mapping[int, T], value: int, field: str) -> T:
@@ -102,9 +104,14 @@ def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> R
             max_tokens=sampling.max_tokens or None,
             seed=sampling.seed if sampling.HasField("seed") else None,
         ),
-        answer_format=_lookup(_FORMATS, message.answer_format, "answer_format"),
+        answer_format=(
+            AnswerFormat.FREE_TEXT
+            if strategy is Strategy.RAG and message.answer_format == rpb.ANSWER_FORMAT_UNSPECIFIED
+            else _lookup(_FORMATS, message.answer_format, "answer_format")
+        ),
         choices=tuple(message.choices) or _DEFAULTS.choices,
         collection=message.collection,
+        top_k=message.top_k,
     )
 
 
@@ -191,3 +198,66 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                 for name, description, schema in described
             ]
         )
+
+    async def _remote(self, call: Awaitable[R]) -> R:
+        """Await a call of the reasoning deployment, re-raising its user errors as themselves."""
+        try:
+            return await call
+        except Exception as exc:
+            cause = unwrap(exc)
+            if isinstance(cause, ReasoningError):
+                raise cause from None
+            error = domain_error(exc, "")
+            if error is None:
+                raise
+            raise error from None
+
+    async def Ingest(self, request: rpb.IngestRequest, context: Context) -> rpb.IngestResponse:
+        async with errors_as_status(context):
+            documents = [Document(id=d.id, text=d.text, metadata=dict(d.metadata)) for d in request.documents]
+            result = await self._remote(self._reasoning.ingest.remote(request.collection, documents))
+            trace.get_current_span().set_attribute("quorum.collection", request.collection)
+            return rpb.IngestResponse(
+                collection=request.collection,
+                documents=result.documents,
+                chunks=result.chunks,
+                replaced=result.replaced,
+            )
+
+    async def Search(self, request: rpb.SearchRequest, context: Context) -> rpb.SearchResponse:
+        async with errors_as_status(context):
+            hits = await self._remote(
+                self._reasoning.search.remote(request.collection, request.query, request.top_k or None)
+            )
+            return rpb.SearchResponse(
+                chunks=[
+                    rpb.RetrievedChunk(
+                        document_id=hit.document_id,
+                        text=hit.text,
+                        score=hit.score,
+                        chunk_index=hit.chunk_index,
+                        metadata=hit.metadata,
+                    )
+                    for hit in hits
+                ]
+            )
+
+    async def DeleteDocuments(
+        self, request: rpb.DeleteDocumentsRequest, context: Context
+    ) -> rpb.DeleteDocumentsResponse:
+        async with errors_as_status(context):
+            deleted = await self._remote(
+                self._reasoning.delete_documents.remote(request.collection, list(request.document_ids))
+            )
+            return rpb.DeleteDocumentsResponse(deleted=deleted)
+
+    async def ListCollections(
+        self, request: rpb.ListCollectionsRequest, context: Context
+    ) -> rpb.ListCollectionsResponse:
+        async with errors_as_status(context):
+            infos = await self._remote(self._reasoning.list_collections.remote())
+            return rpb.ListCollectionsResponse(
+                collections=[
+                    rpb.CollectionInfo(name=info.name, documents=info.documents, chunks=info.chunks) for info in infos
+                ]
+            )

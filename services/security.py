@@ -46,12 +46,23 @@ class TokenFile:
         return any(hmac.compare_digest(candidate, known) for known in self._tokens)
 
 
+MISSING_TOKEN = "missing credentials: send metadata 'authorization: Bearer <token>'"
+REJECTED_TOKEN = "the bearer token is not accepted by this cluster (gateway.auth_tokens_file)"
+
+
+def bearer_token(authorization: str | bytes | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` value (gRPC metadata or HTTP header), else None."""
+    if authorization is None:
+        return None
+    text = authorization.decode() if isinstance(authorization, bytes) else authorization
+    scheme, _, token = text.strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def _bearer(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
     for key, value in metadata or ():
         if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, token = text.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
+            return bearer_token(value)
     return None
 
 
@@ -89,9 +100,9 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             return handler
         token = _bearer(handler_call_details.invocation_metadata)  # type: ignore[arg-type]
         if token is None:
-            return _denied(handler, "missing credentials: send metadata 'authorization: Bearer <token>'")
+            return _denied(handler, MISSING_TOKEN)
         if not self._tokens.accepts(token):
-            return _denied(handler, "the bearer token is not accepted by this cluster (gateway.auth_tokens_file)")
+            return _denied(handler, REJECTED_TOKEN)
         return handler
 
 

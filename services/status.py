@@ -16,6 +16,7 @@ from opentelemetry import trace
 
 from quorum.cluster.errors import EngineUnavailable, InvalidArgument, ModelNotFound, Overloaded, QuorumError
 from quorum.reasoning.errors import ReasoningError, ReasoningInputError, StrategyUnavailableError, UnknownToolError
+from quorum.reasoning.rag.errors import CollectionNotFoundError, EmbedderMismatchError
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
@@ -27,6 +28,8 @@ _CODES: list[tuple[type[UserError], grpc.StatusCode]] = [
     (ReasoningInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (UnknownToolError, grpc.StatusCode.NOT_FOUND),
+    (CollectionNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (EmbedderMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
     (StrategyUnavailableError, grpc.StatusCode.UNIMPLEMENTED),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EngineUnavailable, grpc.StatusCode.UNAVAILABLE),

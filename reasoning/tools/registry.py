@@ -52,6 +52,13 @@ class ToolRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._tools)
 
+    def with_tool(self, tool: Tool, timeout_s: float | None = None) -> ToolRegistry:
+        """A copy with ``tool`` added (e.g. a tool bound to one run's collection); this registry is unchanged."""
+        copy = ToolRegistry(timeout_s=self._timeout_s)
+        copy._tools = dict(self._tools)
+        copy.register(tool, timeout_s)
+        return copy
+
     def get(self, name: str) -> Tool:
         """The tool called ``name``; raises :class:`UnknownToolError`."""
         if name not in self._tools:

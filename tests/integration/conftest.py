@@ -23,6 +23,8 @@ MAX_MODEL_LEN = 1024
 MAX_N = 4
 SECOND_MODEL = "smollm2-short"
 SECOND_MAX_LEN = 256
+SECOND_MAX_ONGOING = 2
+SECOND_MAX_QUEUED = 2
 
 
 class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -64,8 +66,8 @@ def start_collector() -> Collector:
     return Collector(servicer=servicer, endpoint=f"http://127.0.0.1:{port}", server=server)
 
 
-def integration_config(otlp_endpoint: str | None = None) -> QuorumConfig:
-    """The shipped default config, shrunk for tests and on a free port."""
+def integration_config(otlp_endpoint: str | None = None, rag_dir: str | None = None) -> QuorumConfig:
+    """The shipped default config, shrunk for tests and on a free port (documents in ``rag_dir``)."""
     config = load_config(DEFAULT_CONFIG)
     model = config.models[0]
     engine = model.engine.model_copy(update={"max_model_len": MAX_MODEL_LEN, "kv_cache_memory_gib": 0.5})
@@ -74,12 +76,24 @@ def integration_config(otlp_endpoint: str | None = None) -> QuorumConfig:
             "models": [
                 model.model_copy(update={"engine": engine}),
                 # The same weights under a second id with a short context: two engines side by side.
+                # Admission control is tested on it: 2 requests in the replica, 2 queued, the rest refused.
                 model.model_copy(
-                    update={"id": SECOND_MODEL, "engine": engine.model_copy(update={"max_model_len": SECOND_MAX_LEN})}
+                    update={
+                        "id": SECOND_MODEL,
+                        "engine": engine.model_copy(update={"max_model_len": SECOND_MAX_LEN}),
+                        "deployment": model.deployment.model_copy(
+                            update={
+                                "max_ongoing_requests": SECOND_MAX_ONGOING,
+                                "max_queued_requests": SECOND_MAX_QUEUED,
+                            }
+                        ),
+                    }
                 ),
             ],
-            "gateway": config.gateway.model_copy(update={"grpc_port": 0, "max_n": MAX_N}),
+            # http_port 0: LocalCluster picks a free port for Serve's HTTP proxy.
+            "gateway": config.gateway.model_copy(update={"grpc_port": 0, "http_port": 0, "max_n": MAX_N}),
             "ray": config.ray.model_copy(update={"num_cpus": 2, "app_name": "quorum-test"}),
+            "rag": config.rag.model_copy(update={"data_dir": rag_dir or config.rag.data_dir}),
             "telemetry": config.telemetry.model_copy(
                 update={"exporter": "otlp" if otlp_endpoint else "none", "otlp_endpoint": otlp_endpoint or ""}
             ),
@@ -93,6 +107,7 @@ class RunningCluster:
     target: str
     first_response: grpc.RpcError | None  # the answer to a request sent before the engine was ready
     traces: TraceCollector
+    http_url: str = ""  # Serve's HTTP proxy with this app's route prefix (the OpenAI API is under /v1)
 
     @property
     def model_id(self) -> str:
@@ -105,9 +120,9 @@ class RunningCluster:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[RunningCluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     collector = start_collector()
-    config = integration_config(collector.endpoint)
+    config = integration_config(collector.endpoint, str(tmp_path_factory.mktemp("rag")))
     with LocalCluster(config) as local:
         first: grpc.RpcError | None = None
         with QuorumClient(local.target, timeout=30) as client:
@@ -116,7 +131,13 @@ def cluster() -> Iterator[RunningCluster]:
             except grpc.RpcError as exc:
                 first = exc
         local.wait_ready(timeout_s=600)
-        yield RunningCluster(config=config, target=local.target, first_response=first, traces=collector.servicer)
+        yield RunningCluster(
+            config=local.config,
+            target=local.target,
+            first_response=first,
+            traces=collector.servicer,
+            http_url=local.http_url,
+        )
     collector.server.stop(grace=None)
 
 
@@ -124,6 +145,12 @@ def cluster() -> Iterator[RunningCluster]:
 def client(cluster: RunningCluster) -> Iterator[QuorumClient]:
     with QuorumClient(cluster.target, timeout=120) as c:
         yield c
+
+
+@pytest.fixture
+def openai_base_url(cluster: RunningCluster) -> str:
+    """Base URL for OpenAI clients (``openai.OpenAI(base_url=...)``)."""
+    return f"{cluster.http_url}/v1"
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -76,3 +76,34 @@ def test_k8s_commands_explain_an_unreachable_api(tmp_path: Path) -> None:
     result = run("k8s", "status", "--kubeconfig", str(kubeconfig))
     assert result.returncode == 1
     assert "kubernetes:" in result.stderr
+
+
+def test_docs_ingest_search_list_and_rag(cluster: RunningCluster, tmp_path: Path) -> None:
+    (tmp_path / "kestrel.txt").write_text("The Kestrel Institute was founded by Dr. Velma Orrin in Baradun.")
+    (tmp_path / "pears.txt").write_text("Pellisar is an island whose only export is blue pears.")
+    files = [str(tmp_path / "kestrel.txt"), str(tmp_path / "pears.txt")]
+    ingested = run("docs", "ingest", *files, "--collection", "cli-docs", "--target", cluster.target)
+    assert ingested.returncode == 0, ingested.stderr
+    assert "2 documents" in ingested.stdout
+    search = run(
+        "docs", "search", "Who founded the Kestrel Institute?", "--collection", "cli-docs", "--target", cluster.target
+    )
+    assert search.returncode == 0, search.stderr
+    assert search.stdout.splitlines()[1].split("\t")[1] == "kestrel.txt"  # piped: tab-separated, header first
+    listing = run("docs", "list", "--target", cluster.target)
+    assert "cli-docs\t2\t" in listing.stdout
+    answer = run(
+        "reason",
+        "Who founded the Kestrel Institute?",
+        "--strategy",
+        "rag",
+        "--collection",
+        "cli-docs",
+        "--target",
+        cluster.target,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "retrieved kestrel.txt" in answer.stdout
+    missing = run("docs", "search", "x", "--collection", "no-such", "--target", cluster.target)
+    assert missing.returncode == 1
+    assert "NOT_FOUND" in missing.stderr

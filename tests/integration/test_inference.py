@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from quorum.services.client import AsyncQuorumClient, QuorumClient
 from quorum.v1 import inference_pb2 as pb
 
-from .conftest import MAX_MODEL_LEN, MAX_N, SECOND_MAX_LEN, SECOND_MODEL, RunningCluster
+from .conftest import (
+    MAX_MODEL_LEN,
+    MAX_N,
+    SECOND_MAX_LEN,
+    SECOND_MAX_ONGOING,
+    SECOND_MAX_QUEUED,
+    SECOND_MODEL,
+    RunningCluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +211,93 @@ def test_bad_input_gets_a_precise_status_and_the_server_keeps_serving(
     assert info.value.code() == code
     assert needle in (info.value.details() or "")
     assert "Paris" in client.chat(PARIS, temperature=0, max_tokens=16).choices[0].text
+
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
+WEATHER_TOOL = {"name": "get_weather", "description": "Current weather of a city.", "parameters": WEATHER_SCHEMA}
+ASK_WEATHER = [("user", "What is the weather in Paris?")]
+
+
+def _assert_weather_call(call: pb.ToolCallRequest) -> None:
+    assert call.name == "get_weather"
+    assert call.id
+    arguments = json.loads(call.arguments_json)
+    assert set(arguments) == {"city", "unit"}
+    assert isinstance(arguments["city"], str)
+    assert arguments["unit"] in ("celsius", "fahrenheit")
+
+
+def test_chat_with_required_tool_choice_returns_a_valid_tool_call(client: QuorumClient) -> None:
+    reply = client.chat(ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice="required", temperature=0, max_tokens=64)
+    (choice,) = reply.choices
+    assert choice.finish_reason == pb.FINISH_REASON_TOOL_CALLS
+    assert choice.text == ""
+    (call,) = choice.tool_calls
+    _assert_weather_call(call)
+    named = client.chat(
+        ASK_WEATHER, tools=[WEATHER_TOOL, {"name": "get_time"}], tool_choice="get_weather", temperature=0, max_tokens=64
+    )
+    _assert_weather_call(named.choices[0].tool_calls[0])
+
+
+def test_chat_stream_with_tools_sends_the_call_whole(client: QuorumClient) -> None:
+    stream = list(
+        client.chat_stream(ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice="required", temperature=0, max_tokens=64)
+    )
+    calls = [call for message in stream for choice in message.choices for call in choice.tool_calls]
+    assert len(calls) == 1
+    _assert_weather_call(calls[0])
+    finishes = [c.finish_reason for m in stream for c in m.choices if c.finish_reason]
+    assert finishes == [pb.FINISH_REASON_TOOL_CALLS]
+    assert stream[-1].HasField("usage")
+    assert stream[-1].usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda c: c.chat(PARIS, tools=[{"name": "bad name"}]), "tools[0].name"),
+        (lambda c: c.chat(PARIS, tools=[WEATHER_TOOL], tool_choice="no_such_tool"), "tool_choice.name"),
+        (lambda c: c.chat(PARIS, tools=[WEATHER_TOOL], json_schema='{"type": "object"}'), "sampling.constraint"),
+        (lambda c: list(c.chat_stream(PARIS, tools=[WEATHER_TOOL, WEATHER_TOOL])), "tools[1].name"),
+    ],
+)
+def test_bad_tools_are_invalid_argument_naming_the_field(client: QuorumClient, call: object, needle: str) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        call(client)  # type: ignore[operator]
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith(needle)
+    assert "Paris" in client.chat(PARIS, temperature=0, max_tokens=16).choices[0].text
+
+
+async def test_admission_control_refuses_past_the_queue_limit(cluster: RunningCluster) -> None:
+    """smollm2-short admits 2 requests in its replica and 2 queued (conftest); a burst beyond gets
+    RESOURCE_EXHAUSTED with a RetryInfo hint, the admitted ones finish, and the model keeps serving."""
+    burst = 3 * (SECOND_MAX_ONGOING + SECOND_MAX_QUEUED)
+    async with AsyncQuorumClient(cluster.target, timeout=300) as client:
+
+        async def one() -> grpc.aio.AioRpcError | None:
+            try:
+                await client.generate("Count slowly:", model=SECOND_MODEL, max_tokens=48, min_tokens=48)
+            except grpc.aio.AioRpcError as error:
+                return error
+            return None
+
+        outcomes = await asyncio.gather(*(one() for _ in range(burst)))
+        refused = [e for e in outcomes if e is not None]
+        assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert burst - len(refused) >= SECOND_MAX_ONGOING
+        for error in refused:
+            assert "too many queued requests" in (error.details() or "")
+            trailers: Any = error.trailing_metadata()
+            details = trailers.get("grpc-status-details-bin") if trailers else None
+            assert details, "a rich status rides in the trailers"
+            status = status_pb2.Status.FromString(details)
+            assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+        reply = await client.generate("Hello", model=SECOND_MODEL, max_tokens=4)
+        assert reply.usage.completion_tokens == 4

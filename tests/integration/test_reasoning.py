@@ -139,7 +139,12 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             "messages[0].role",
         ),
-        ({"question": "hi", "strategy": rpb.STRATEGY_RAG, "collection": "docs"}, grpc.StatusCode.UNIMPLEMENTED, "rag"),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_RAG, "collection": "no-such-docs"},
+            grpc.StatusCode.NOT_FOUND,
+            "no-such-docs",
+        ),
+        ({"question": "hi", "strategy": rpb.STRATEGY_RAG}, grpc.StatusCode.INVALID_ARGUMENT, "collection"),
     ],
 )
 def test_bad_reason_requests_get_precise_statuses(

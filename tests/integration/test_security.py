@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
+import openai
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from openai import OpenAI
 
 from quorum.cluster.config import parse_config
 from quorum.services.client import ClientTLS, QuorumClient
@@ -74,6 +77,7 @@ def _write(path: Path, cert: x509.Certificate | None = None, key: ec.EllipticCur
 @dataclass
 class SecureGateway:
     target: str
+    http_url: str  # the OpenAI-compatible API (plain HTTP on Serve's proxy; bearer tokens still apply)
     tokens_file: Path
     tls: ClientTLS  # CA + client certificate
     ca_only: ClientTLS
@@ -95,6 +99,8 @@ def secure(cluster: RunningCluster, tmp_path_factory: pytest.TempPathFactory) ->
             ],
             "gateway": {
                 "grpc_port": 0,
+                # The HTTP proxy is shared by every app of this Serve instance; this one lives under /secure.
+                "http_port": cluster.config.gateway.http_port,
                 "auth_tokens_file": str(tokens),
                 "tls_cert_file": _write(work / "server.pem", cert=server),
                 "tls_key_file": _write(work / "server.key", key=server_key),
@@ -109,8 +115,8 @@ def secure(cluster: RunningCluster, tmp_path_factory: pytest.TempPathFactory) ->
         cert_file=_write(work / "client.pem", cert=client),
         key_file=_write(work / "client.key", key=client_key),
     )
-    with LocalCluster(config) as local:
-        yield SecureGateway(local.target, tokens, client_tls, ClientTLS(ca_file=ca_file))
+    with LocalCluster(config, route_prefix="/secure") as local:
+        yield SecureGateway(local.target, f"{local.http_url}/v1", tokens, client_tls, ClientTLS(ca_file=ca_file))
 
 
 def _code(call: object) -> tuple[grpc.StatusCode, str]:
@@ -149,6 +155,21 @@ def test_plaintext_and_certificate_less_clients_cannot_connect(secure: SecureGat
     with QuorumClient(secure.target, timeout=10, token="secret-token-1", tls=secure.ca_only) as no_client_cert:
         code, _ = _code(no_client_cert.list_models)
         assert code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_http_api_needs_a_bearer_token(secure: SecureGateway) -> None:
+    anonymous = httpx.get(f"{secure.http_url}/models", timeout=30)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "invalid_api_key"
+    with OpenAI(base_url=secure.http_url, api_key="wrong", max_retries=0, timeout=30) as intruder:
+        with pytest.raises(openai.AuthenticationError) as info:
+            intruder.models.list()
+        assert "not accepted" in info.value.message
+    with OpenAI(base_url=secure.http_url, api_key="secret-token-1", max_retries=0, timeout=30) as api:
+        assert [m.id for m in api.models.list().data] == ["ghost"]
+        with pytest.raises(openai.InternalServerError) as unavailable:  # 503: the model never loads
+            api.completions.create(model="ghost", prompt="hi")
+        assert unavailable.value.status_code == 503
 
 
 def test_rotated_tokens_take_effect_without_a_restart(secure: SecureGateway) -> None:

@@ -140,11 +140,12 @@ source.pvc ({claimName, path}: /models/<claimName>/<path>) or source.embedded (e
 {{- define "quorum.tlsDir" -}}/etc/quorum/tls{{- end -}}
 {{- define "quorum.hubTokenDir" -}}/etc/quorum/hub{{- end -}}
 {{- define "quorum.grpcPort" -}}50051{{- end -}}
+{{- define "quorum.httpPort" -}}8000{{- end -}}
 
 {{/*
 The quorum configuration (QuorumConfig, cluster/config.py) as YAML: models with their sources
-resolved, the gateway bound to 0.0.0.0:50051 (plus auth/TLS file paths when enabled), telemetry
-and the model cache directory.
+resolved, the gateway bound to 0.0.0.0:50051 and its HTTP endpoint to 0.0.0.0:8000 (plus auth/TLS
+file paths when enabled), telemetry and the model cache directory.
 */}}
 {{- define "quorum.config" -}}
 {{- $root := . -}}
@@ -169,7 +170,8 @@ and the model cache directory.
 {{- end -}}
 {{- $models = append $models $entry -}}
 {{- end -}}
-{{- $gateway := merge (dict "host" "0.0.0.0" "grpc_port" (int (include "quorum.grpcPort" .))) (deepCopy .Values.quorum.gateway) -}}
+{{- $fixed := dict "host" "0.0.0.0" "grpc_port" (int (include "quorum.grpcPort" .)) "http_host" "0.0.0.0" "http_port" (int (include "quorum.httpPort" .)) -}}
+{{- $gateway := merge $fixed (deepCopy .Values.quorum.gateway) -}}
 {{- if .Values.auth.enabled -}}
 {{- $_ := set $gateway "auth_tokens_file" (printf "%s/tokens" (include "quorum.authDir" .)) -}}
 {{- end -}}
@@ -185,7 +187,8 @@ and the model cache directory.
 
 {{/*
 The RayService's serveConfigV2: one Serve application built by quorum's application builder from
-the inline quorum config. The deployment overrides pin the gateway to the head pod (through the
+the inline quorum config, mounted at "/" on Serve's HTTP proxy (0.0.0.0:8000), which serves the
+OpenAI-compatible API (/v1/...) through the gateway deployment. The deployment overrides pin the gateway to the head pod (through the
 quorum_gateway resource only the head advertises) and turn on Serve autoscaling per model.
 */}}
 {{- define "quorum.serveConfig" -}}
@@ -197,8 +200,9 @@ quorum_gateway resource only the head advertises) and turn on Serve autoscaling 
 {{- $deployments = append $deployments (dict "name" (printf "llm-%s" $m.id) "num_replicas" "auto" "autoscaling_config" $m.serveAutoscaling) -}}
 {{- end -}}
 {{- end -}}
-{{- $app := dict "name" "quorum" "import_path" "quorum.services.app:app_builder" "args" (dict "config" $config) "deployments" $deployments -}}
-{{- toYaml (dict "applications" (list $app)) -}}
+{{- $app := dict "name" "quorum" "route_prefix" "/" "import_path" "quorum.services.app:app_builder" "args" (dict "config" $config) "deployments" $deployments -}}
+{{- $http := dict "host" "0.0.0.0" "port" (int (include "quorum.httpPort" .)) -}}
+{{- toYaml (dict "http_options" $http "applications" (list $app)) -}}
 {{- end -}}
 
 {{/*

@@ -51,6 +51,26 @@ class ReasoningServiceStub:
                 request_serializer=quorum_dot_v1_dot_reasoning__pb2.ListToolsRequest.SerializeToString,
                 response_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListToolsResponse.FromString,
                 _registered_method=True)
+        self.Ingest = channel.unary_unary(
+                '/quorum.v1.ReasoningService/Ingest',
+                request_serializer=quorum_dot_v1_dot_reasoning__pb2.IngestRequest.SerializeToString,
+                response_deserializer=quorum_dot_v1_dot_reasoning__pb2.IngestResponse.FromString,
+                _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/quorum.v1.ReasoningService/Search',
+                request_serializer=quorum_dot_v1_dot_reasoning__pb2.SearchRequest.SerializeToString,
+                response_deserializer=quorum_dot_v1_dot_reasoning__pb2.SearchResponse.FromString,
+                _registered_method=True)
+        self.DeleteDocuments = channel.unary_unary(
+                '/quorum.v1.ReasoningService/DeleteDocuments',
+                request_serializer=quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
+        self.ListCollections = channel.unary_unary(
+                '/quorum.v1.ReasoningService/ListCollections',
+                request_serializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
 
 
 class ReasoningServiceServicer:
@@ -77,6 +97,36 @@ class ReasoningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ingest(self, request, context):
+        """Ingest chunks, embeds and indexes documents into a collection (created on
+        first use). Re-ingesting a document id replaces it. The call returns once
+        the documents are durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Search(self, request, context):
+        """Search returns a collection's chunks closest to a query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDocuments(self, request, context):
+        """DeleteDocuments removes documents (all their chunks) from a collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
+        """ListCollections lists the collections with their sizes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReasoningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +139,26 @@ def add_ReasoningServiceServicer_to_server(servicer, server):
                     servicer.ListTools,
                     request_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListToolsRequest.FromString,
                     response_serializer=quorum_dot_v1_dot_reasoning__pb2.ListToolsResponse.SerializeToString,
+            ),
+            'Ingest': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ingest,
+                    request_deserializer=quorum_dot_v1_dot_reasoning__pb2.IngestRequest.FromString,
+                    response_serializer=quorum_dot_v1_dot_reasoning__pb2.IngestResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=quorum_dot_v1_dot_reasoning__pb2.SearchRequest.FromString,
+                    response_serializer=quorum_dot_v1_dot_reasoning__pb2.SearchResponse.SerializeToString,
+            ),
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -152,6 +222,114 @@ class ReasoningService:
             '/quorum.v1.ReasoningService/ListTools',
             quorum_dot_v1_dot_reasoning__pb2.ListToolsRequest.SerializeToString,
             quorum_dot_v1_dot_reasoning__pb2.ListToolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ingest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorum.v1.ReasoningService/Ingest',
+            quorum_dot_v1_dot_reasoning__pb2.IngestRequest.SerializeToString,
+            quorum_dot_v1_dot_reasoning__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorum.v1.ReasoningService/Search',
+            quorum_dot_v1_dot_reasoning__pb2.SearchRequest.SerializeToString,
+            quorum_dot_v1_dot_reasoning__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorum.v1.ReasoningService/DeleteDocuments',
+            quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsRequest.SerializeToString,
+            quorum_dot_v1_dot_reasoning__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorum.v1.ReasoningService/ListCollections',
+            quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.SerializeToString,
+            quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

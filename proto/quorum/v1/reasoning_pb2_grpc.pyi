@@ -46,6 +46,17 @@ class ReasoningServiceStub:
     """Reason streams the run's events; the last message is always `final`."""
     ListTools: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.ListToolsRequest, _reasoning_pb2.ListToolsResponse]
     """ListTools lists the server-side tools a request may name."""
+    Ingest: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.IngestRequest, _reasoning_pb2.IngestResponse]
+    """Ingest chunks, embeds and indexes documents into a collection (created on
+    first use). Re-ingesting a document id replaces it. The call returns once
+    the documents are durable.
+    """
+    Search: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.SearchRequest, _reasoning_pb2.SearchResponse]
+    """Search returns a collection's chunks closest to a query."""
+    DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.DeleteDocumentsRequest, _reasoning_pb2.DeleteDocumentsResponse]
+    """DeleteDocuments removes documents (all their chunks) from a collection."""
+    ListCollections: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.ListCollectionsRequest, _reasoning_pb2.ListCollectionsResponse]
+    """ListCollections lists the collections with their sizes."""
 
 @_typing.type_check_only
 class ReasoningServiceAsyncStub(ReasoningServiceStub):
@@ -63,6 +74,17 @@ class ReasoningServiceAsyncStub(ReasoningServiceStub):
     """Reason streams the run's events; the last message is always `final`."""
     ListTools: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.ListToolsRequest, _reasoning_pb2.ListToolsResponse]  # type: ignore[assignment]
     """ListTools lists the server-side tools a request may name."""
+    Ingest: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.IngestRequest, _reasoning_pb2.IngestResponse]  # type: ignore[assignment]
+    """Ingest chunks, embeds and indexes documents into a collection (created on
+    first use). Re-ingesting a document id replaces it. The call returns once
+    the documents are durable.
+    """
+    Search: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.SearchRequest, _reasoning_pb2.SearchResponse]  # type: ignore[assignment]
+    """Search returns a collection's chunks closest to a query."""
+    DeleteDocuments: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.DeleteDocumentsRequest, _reasoning_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
+    """DeleteDocuments removes documents (all their chunks) from a collection."""
+    ListCollections: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.ListCollectionsRequest, _reasoning_pb2.ListCollectionsResponse]  # type: ignore[assignment]
+    """ListCollections lists the collections with their sizes."""
 
 class ReasoningServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReasoningService answers questions with a reasoning strategy run inside the
@@ -89,5 +111,40 @@ class ReasoningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reasoning_pb2.ListToolsResponse, _abc.Awaitable[_reasoning_pb2.ListToolsResponse]]:
         """ListTools lists the server-side tools a request may name."""
+
+    @_abc_1.abstractmethod
+    def Ingest(
+        self,
+        request: _reasoning_pb2.IngestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reasoning_pb2.IngestResponse, _abc.Awaitable[_reasoning_pb2.IngestResponse]]:
+        """Ingest chunks, embeds and indexes documents into a collection (created on
+        first use). Re-ingesting a document id replaces it. The call returns once
+        the documents are durable.
+        """
+
+    @_abc_1.abstractmethod
+    def Search(
+        self,
+        request: _reasoning_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reasoning_pb2.SearchResponse, _abc.Awaitable[_reasoning_pb2.SearchResponse]]:
+        """Search returns a collection's chunks closest to a query."""
+
+    @_abc_1.abstractmethod
+    def DeleteDocuments(
+        self,
+        request: _reasoning_pb2.DeleteDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reasoning_pb2.DeleteDocumentsResponse, _abc.Awaitable[_reasoning_pb2.DeleteDocumentsResponse]]:
+        """DeleteDocuments removes documents (all their chunks) from a collection."""
+
+    @_abc_1.abstractmethod
+    def ListCollections(
+        self,
+        request: _reasoning_pb2.ListCollectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reasoning_pb2.ListCollectionsResponse, _abc.Awaitable[_reasoning_pb2.ListCollectionsResponse]]:
+        """ListCollections lists the collections with their sizes."""
 
 def add_ReasoningServiceServicer_to_server(servicer: ReasoningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

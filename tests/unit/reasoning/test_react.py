@@ -6,10 +6,11 @@ import pytest
 from quorum.reasoning.answers import AnswerFormat
 from quorum.reasoning.events import StepEvent, StopReason, ToolCallEvent, ToolResultEvent
 from quorum.reasoning.llm import TokenUsage
-from quorum.reasoning.prompts import react_messages
+from quorum.reasoning.prompts import CALCULATOR_EXAMPLES, SHOWN_EXAMPLES, react_messages, select_examples
 from quorum.reasoning.request import Budget, ReasonRequest, Strategy
 from quorum.reasoning.strategies.react import ActionError, parse_action
 from quorum.reasoning.tools import FINAL_ANSWER, ToolRegistry, default_registry
+from quorum.reasoning.tools.calculator import evaluate, format_number
 
 from .fakes import ANSWER, CALCULATE, FakeTool, ScriptedClient, action, reply
 from .helpers import of_type, reason
@@ -43,23 +44,65 @@ async def test_runs_the_calculator_and_answers_with_its_result() -> None:
     assert second.messages[-1].content == "Result: 7006652"
 
 
-def test_prompt_shows_a_worked_calculator_exchange() -> None:
+def test_prompt_shows_worked_calculator_exchanges_most_alike_last() -> None:
     turns = react_messages(REACT, [default_registry().get("calculator")])
     assert turns[0].role == "system"
     assert "- calculator: Evaluates an arithmetic expression" in turns[0].content
     assert 'Arguments: {"expression": string}' in turns[0].content
     assert f'- {FINAL_ANSWER}: gives the final answer. Arguments: {{"answer": <number>}}' in turns[0].content
-    assert [turn.role for turn in turns[1:5]] == ["user", "assistant", "user", "assistant"]
-    assert json.loads(turns[2].content) == {"tool": "calculator", "arguments": {"expression": "1234 * 5678"}}
-    assert turns[3].content == "Result: 7006652"
-    assert json.loads(turns[4].content) == {"tool": FINAL_ANSWER, "arguments": {"answer": 7006652}}
+    shots = turns[1:-1]
+    assert len(shots) == 4 * SHOWN_EXAMPLES
+    assert [turn.role for turn in shots[:4]] == ["user", "assistant", "user", "assistant"]
+    examples = select_examples(QUESTION, CALCULATOR_EXAMPLES)
+    for index, example in enumerate(examples):
+        question, call, result, answer = shots[4 * index : 4 * index + 4]
+        assert question.content == f"Question: {example.question}"
+        assert json.loads(call.content) == {"tool": "calculator", "arguments": dict(example.arguments)}
+        assert result.content == f"Result: {example.output}"
+        assert json.loads(answer.content) == {"tool": FINAL_ANSWER, "arguments": {"answer": int(example.answer)}}
+    # "boxes with ... pens in each": the closest example, a product, sits right before the question
+    assert "*" in examples[-1].arguments["expression"]
     assert turns[-1].content == f"Question: {QUESTION}"
+
+
+def test_calculator_examples_are_right_and_cover_every_operation() -> None:
+    for example in CALCULATOR_EXAMPLES:
+        assert format_number(evaluate(example.arguments["expression"])) == example.output == example.answer
+    operators = {op for example in CALCULATOR_EXAMPLES for op in "+-*/" if op in example.arguments["expression"]}
+    assert operators == set("+-*/")
+
+
+@pytest.mark.parametrize(
+    ("question", "operator"),
+    [
+        ("Jo has 310 cards and Max has 95 cards. How many cards do they have in total?", "+"),
+        ("A bakery had 640 rolls and sold 275 of them. How many rolls are left?", "-"),
+        ("Lea shares 120 nuts equally among 6 squirrels. How many nuts does each squirrel get?", "/"),
+        ("A wall has 14 rows with 30 bricks in each row. How many bricks are in the wall?", "*"),
+    ],
+)
+def test_the_closest_example_has_the_questions_operation(question: str, operator: str) -> None:
+    closest = select_examples(question, CALCULATOR_EXAMPLES)[-1]
+    assert operator in closest.arguments["expression"]
+
+
+def test_select_examples_is_deterministic_and_bounded() -> None:
+    assert select_examples("", CALCULATOR_EXAMPLES, 3) == select_examples("", CALCULATOR_EXAMPLES, 3)
+    assert len(select_examples("anything", CALCULATOR_EXAMPLES, 100)) == len(CALCULATOR_EXAMPLES)
+    assert select_examples("anything", (), 3) == []
+
+
+def test_tools_without_a_pool_show_their_own_example() -> None:
+    tool = default_registry().get("unit_convert")
+    turns = react_messages(replace(REACT, tools=("unit_convert",)), [tool])
+    assert turns[1].content == f"Question: {tool.example.question}"
+    assert len(turns) == 1 + 4 + 1
 
 
 def test_prompt_for_text_answers_uses_strings() -> None:
     request = replace(REACT, answer_format=AnswerFormat.FREE_TEXT)
     turns = react_messages(request, [default_registry().get("calculator")])
-    assert json.loads(turns[4].content)["arguments"]["answer"] == "7006652"
+    assert all(isinstance(json.loads(turn.content)["arguments"]["answer"], str) for turn in turns[4:-1:4])
 
 
 async def test_repeated_call_is_a_loop_and_the_next_step_may_only_answer() -> None:
