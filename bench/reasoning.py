@@ -265,6 +265,9 @@ async def benchmark(target: str, problems: list[Problem], args: argparse.Namespa
     async with grpc.aio.insecure_channel(target) as channel:
         stub = reasoning_pb2_grpc.ReasoningServiceStub(channel)
         warmup = generate(2, seed=args.seed + WARMUP_SEED_OFFSET)
+        if args.react_only:
+            await run_phase(stub, REACT, "warm-up react", warmup[:1], args, 1, console)
+            return [await run_phase(stub, REACT, "ReAct + calculator", problems, args, args.concurrency, console)]
         for strategy in (DIRECT, PROBE_COT, PROBE_SC, REACT):
             await run_phase(stub, strategy, f"warm-up {strategy}", warmup[:1], args, 1, console)
         tag = uuid.uuid4().hex[:6]
@@ -501,6 +504,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="quorum config file (first model used)")
     parser.add_argument("--details", type=Path, help="write every run as a JSON line here")
     parser.add_argument("--verbose", action="store_true", help="print every run")
+    parser.add_argument("--react-only", action="store_true", help="run only ReAct + calculator (last line: react_acc)")
     args = parser.parse_args()
     if args.sc_concurrency is None:
         args.sc_concurrency = args.concurrency
@@ -522,6 +526,9 @@ def main() -> None:
             for phase in phases:
                 for run in phase.runs:
                     out.write(json.dumps(asdict(run)) + "\n")
+    if args.react_only:
+        print(f"reasoning react_acc={accuracy(by_name[REACT]):.3f} (ReAct only)", flush=True)
+        return
     result = report(console, by_name, args)
     es = by_name[SC_ES]
     console.print(f"total wall time {time.perf_counter() - started:.0f} s")
