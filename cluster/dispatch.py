@@ -148,6 +148,9 @@ class ModelDispatcher:
                 yield chunk
             finished = True
         except Exception as exc:
+            # NOTE: the call itself failed (e.g. back-pressure refused it): there is nothing to cancel, and
+            # cancel() would raise the same error again. Only a consumer that stops early needs the abort.
+            finished = True
             error = domain_error(exc, model_id)
             if error is None:
                 raise

@@ -179,6 +179,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                     yield event_to_proto(run_id, event)
                 finished = True
             except Exception as exc:
+                finished = True  # the call failed: nothing to cancel (cancel() would re-raise)
                 cause = unwrap(exc)
                 if isinstance(cause, ReasoningError):
                     raise cause from None
