@@ -75,7 +75,7 @@ class Documents:
         return await asyncio.to_thread(self._store.list_collections)
 
     async def check_collection(self, collection: str) -> None:
-        if collection not in {info.name for info in await self.list_collections()}:
+        if not await asyncio.to_thread(self._store.has_collection, collection):
             raise CollectionNotFoundError(collection)
 
     async def retrieve(self, collection: str, query: str, top_k: int) -> tuple[Passage, ...]:

@@ -158,6 +158,14 @@ def _final(event: FinalEvent) -> rpb.Final:
     )
 
 
+def _user_error(exc: Exception, model_id: str) -> Exception | None:
+    """The user-actionable error behind a failed call of the reasoning deployment, or None for a bug."""
+    cause = unwrap(exc)
+    if isinstance(cause, ReasoningError):
+        return cause
+    return domain_error(exc, model_id)
+
+
 class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
     def __init__(self, reasoning: DeploymentHandle, dispatcher: ModelDispatcher, config: ReasoningConfig) -> None:
         self._reasoning = reasoning
@@ -180,10 +188,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                 finished = True
             except Exception as exc:
                 finished = True  # the call failed: nothing to cancel (cancel() would re-raise)
-                cause = unwrap(exc)
-                if isinstance(cause, ReasoningError):
-                    raise cause from None
-                error = domain_error(exc, plain.model or self._dispatcher.default_model)
+                error = _user_error(exc, plain.model or self._dispatcher.default_model)
                 if error is None:
                     raise
                 raise error from None
@@ -205,10 +210,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
         try:
             return await call
         except Exception as exc:
-            cause = unwrap(exc)
-            if isinstance(cause, ReasoningError):
-                raise cause from None
-            error = domain_error(exc, "")
+            error = _user_error(exc, "")
             if error is None:
                 raise
             raise error from None

@@ -168,6 +168,13 @@ class DocumentStore:
         self._apply(name, row.version, (row.id, generation), removed, np.zeros(0, dtype=np.int64), empty)
         return len(existing)
 
+    def has_collection(self, collection: str) -> bool:
+        """Whether ``collection`` exists (one indexed lookup; the name is validated like everywhere else)."""
+        name = validation.collection_name(collection)
+        conn = self._connection()
+        with catalog.transaction(conn, write=False):
+            return catalog.find_collection(conn, name) is not None
+
     def list_collections(self) -> list[CollectionInfo]:
         """Every collection with its document and chunk counts, sorted by name."""
         conn = self._connection()

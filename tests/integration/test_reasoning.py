@@ -145,6 +145,21 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "no-such-docs",
         ),
         ({"question": "hi", "strategy": rpb.STRATEGY_RAG}, grpc.StatusCode.INVALID_ARGUMENT, "collection"),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_RAG, "collection": "bad name!"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "collection",
+        ),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_RAG, "collection": "docs", "top_k": 10_000},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "top_k",
+        ),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_REACT, "tools": ["retrieve"]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "collection",
+        ),
     ],
 )
 def test_bad_reason_requests_get_precise_statuses(

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from quorum.reasoning.rag import CollectionInfo, CollectionNotFoundError, Document, DocumentStore, RagSettings, catalog
+from quorum.reasoning.rag import (
+    CollectionInfo,
+    CollectionNotFoundError,
+    Document,
+    DocumentStore,
+    RagInputError,
+    RagSettings,
+    catalog,
+)
 from quorum.reasoning.rag.store import DATABASE_NAME
 
 from .fakes import HashEmbedder
@@ -306,3 +314,12 @@ def test_concurrent_ingest_and_search_never_see_half_an_ingest(settings: RagSett
         final = reader.search("docs", "marker", top_k=50)
         assert {w for hit in final for w in hit.text.split() if w.startswith("version")} == {f"version{rounds:03d}"}
         assert reader.list_collections()[0].documents == 1 + rounds - rounds // 3
+
+
+def test_has_collection(store: DocumentStore) -> None:
+    assert not store.has_collection("docs")
+    store.ingest("docs", [COOKING])
+    assert store.has_collection("docs")
+    with pytest.raises(RagInputError) as caught:
+        store.has_collection("bad name!")
+    assert caught.value.field == "collection"
