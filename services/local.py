@@ -65,6 +65,7 @@ class LocalCluster:
                 log_to_driver=True,
                 configure_logging=True,
                 logging_level=logging.WARNING,
+                _metrics_export_port=cfg.ray.metrics_export_port,
             )
             self._started_ray = cfg.ray.address is None
         serve.start(

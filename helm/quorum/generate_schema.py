@@ -30,7 +30,14 @@ SCHEMA = CHART / "values.schema.json"
 QUORUM_SCHEMA = CHART.parents[1] / "tests" / "deploy" / "schemas" / "quorum-config.schema.json"
 
 # QuorumConfig definitions the values reference, renamed Quorum<Name>.
-QUORUM_DEFS = ("EngineConfig", "DeploymentConfig", "GatewayConfig", "TelemetryConfig")
+QUORUM_DEFS = (
+    "EngineConfig",
+    "DeploymentConfig",
+    "GatewayConfig",
+    "TelemetryConfig",
+    "AutoscalingConfig",
+    "RoutingConfig",
+)
 # cluster/config.py's model id rule (a field validator, so not in the pydantic JSON schema).
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -88,8 +95,13 @@ def chart_defs() -> dict[str, Any]:
 
 
 def quorum_defs(quorum_schema: dict[str, Any]) -> dict[str, Any]:
+    """The definitions, renamed, with their references to each other renamed too."""
     defs = quorum_schema["$defs"]
-    return {f"Quorum{name}": defs[name] for name in QUORUM_DEFS}
+    text = json.dumps({f"Quorum{name}": defs[name] for name in QUORUM_DEFS})
+    for name in QUORUM_DEFS:
+        text = text.replace(f'"#/$defs/{name}"', f'"#/$defs/Quorum{name}"')
+    renamed: dict[str, Any] = json.loads(text)
+    return renamed
 
 
 def parse_comments(text: str) -> dict[tuple[str, ...], dict[str, Any]]:

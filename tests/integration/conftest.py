@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,14 @@ SECOND_MODEL = "smollm2-short"
 SECOND_MAX_LEN = 256
 SECOND_MAX_ONGOING = 2
 SECOND_MAX_QUEUED = 2
+# Two replicas behind the prefix-aware router (routing, metrics and replica-failure tests), in float32 so
+# that the tensor-parallel model can be compared with it token for token.
+PAIR_MODEL = "smollm2-pair"
+PAIR_REPLICAS = 2
+PAIR_DTYPE = "float32"
+# Tensor parallelism over 3 ranks: SmolLM2-135M has 9 attention and 3 KV heads, so 2 does not divide them.
+TP_MODEL = "smollm2-tp3"
+TP_SIZE = 3
 
 
 class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -66,6 +75,13 @@ def start_collector() -> Collector:
     return Collector(servicer=servicer, endpoint=f"http://127.0.0.1:{port}", server=server)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def integration_config(otlp_endpoint: str | None = None, rag_dir: str | None = None) -> QuorumConfig:
     """The shipped default config, shrunk for tests and on a free port (documents in ``rag_dir``)."""
     config = load_config(DEFAULT_CONFIG)
@@ -89,10 +105,30 @@ def integration_config(otlp_endpoint: str | None = None, rag_dir: str | None = N
                         ),
                     }
                 ),
+                model.model_copy(
+                    update={
+                        "id": PAIR_MODEL,
+                        "engine": engine.model_copy(update={"dtype": PAIR_DTYPE}),
+                        "deployment": model.deployment.model_copy(update={"num_replicas": PAIR_REPLICAS}),
+                    }
+                ),
+                model.model_copy(
+                    update={
+                        "id": TP_MODEL,
+                        # 3 ranks on a 2-core machine: the third rank shares core 0.
+                        "engine": engine.model_copy(
+                            update={"dtype": PAIR_DTYPE, "tensor_parallel_size": TP_SIZE, "cpu_threads_bind": "0|1|0"}
+                        ),
+                        "deployment": model.deployment.model_copy(update={"num_cpus": 0.5}),
+                    }
+                ),
             ],
             # http_port 0: LocalCluster picks a free port for Serve's HTTP proxy.
             "gateway": config.gateway.model_copy(update={"grpc_port": 0, "http_port": 0, "max_n": MAX_N}),
-            "ray": config.ray.model_copy(update={"num_cpus": 2, "app_name": "quorum-test"}),
+            # Logical CPUs: every engine reserves some; they share this machine's cores.
+            "ray": config.ray.model_copy(
+                update={"num_cpus": 8, "app_name": "quorum-test", "metrics_export_port": free_port()}
+            ),
             "rag": config.rag.model_copy(update={"data_dir": rag_dir or config.rag.data_dir}),
             "telemetry": config.telemetry.model_copy(
                 update={"exporter": "otlp" if otlp_endpoint else "none", "otlp_endpoint": otlp_endpoint or ""}
