@@ -107,3 +107,18 @@ def test_short_prompts_and_no_candidates() -> None:
     assert choice.reason == "no-prefix"
     assert choice.ranks == [["b", "a"]]
     assert choose(block_hashes([1] * 8, BLOCK), {}, {}, index, 8).ranks == []
+
+
+class _Replica:
+    def __init__(self, name: str, stats: dict[str, object]) -> None:
+        self.name = name
+        self.routing_stats = stats
+
+
+def test_replicas_still_loading_get_no_traffic_while_another_serves() -> None:
+    from quorum.cluster.routing import serving
+
+    up, loading, unknown = _Replica("up", {"ready": True}), _Replica("new", {"ready": False}), _Replica("x", {})
+    assert [r.name for r in serving([loading, up, unknown])] == ["up"]  # type: ignore[list-item]
+    # Nobody is known to be up (a cold start): every replica stays a candidate and answers for itself.
+    assert [r.name for r in serving([loading, unknown])] == ["new", "x"]  # type: ignore[list-item]
