@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -64,7 +64,6 @@ class PrefixAwareRouter(RequestRouter):  # type: ignore[misc]  # ray is not type
         self._next_load_at = 0.0
         self._ready_encoder()  # start loading now: the gateway's health probes create this router early
         self._tokens: OrderedDict[str, list[int]] = OrderedDict()
-        self._inflight: defaultdict[ReplicaID, int] = defaultdict(int)
         self._decisions = Counter(
             "quorum_router_decisions",
             description="Prefix-aware routing decisions by reason: prefix, rendezvous, load or no-prefix.",
@@ -109,8 +108,12 @@ class PrefixAwareRouter(RequestRouter):  # type: ignore[misc]  # ray is not type
         return block_hashes(tokens, block_size) if block_size is not None and tokens else []
 
     def _load(self, replica_id: ReplicaID) -> int:
-        cached = self._replica_queue_len_cache.get(replica_id) if self._use_replica_queue_len_cache else None
-        return max(cached or 0, self._inflight[replica_id])
+        """Ongoing requests of the replica as Serve's queue-length cache knows them (kept from the replicas'
+        own answers and this handle's sends); 0 when unknown or the cache is off (Ray client)."""
+        if not self._use_replica_queue_len_cache:
+            return 0
+        cached: int | None = self._replica_queue_len_cache.get(replica_id)
+        return cached or 0
 
     def _sync_capacities(self, replicas: list[RunningReplica]) -> None:
         if self._fixed_capacity is not None:
@@ -156,15 +159,9 @@ class PrefixAwareRouter(RequestRouter):  # type: ignore[misc]  # ray is not type
         if hashes:
             self._index.record(replica_id, hashes)
 
-    def on_send_request(self, replica_id: ReplicaID) -> None:
-        super().on_send_request(replica_id)
-        self._inflight[replica_id] += 1
-
     def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
         # NOTE: Serve calls on_request_routed only when replicas may reject requests; completion is
         # reported always, so the index learns here at the latest (the prompt is in the replica's cache).
-        if self._inflight.get(replica_id, 0) > 0:
-            self._inflight[replica_id] -= 1
         hashes = self._hashes_of(self._tokens.pop(internal_request_id, []))
         if hashes and replica_id in self._replica_id_set:
             self._index.record(replica_id, hashes)
@@ -172,10 +169,7 @@ class PrefixAwareRouter(RequestRouter):  # type: ignore[misc]  # ray is not type
     def update_replicas(self, replicas: list[RunningReplica]) -> None:
         super().update_replicas(replicas)
         self._index.retain(self._replica_id_set)
-        for gone in [rid for rid in self._inflight if rid not in self._replica_id_set]:
-            del self._inflight[gone]
 
     def on_replica_actor_died(self, replica_id: ReplicaID) -> None:
         super().on_replica_actor_died(replica_id)
         self._index.remove(replica_id)
-        self._inflight.pop(replica_id, None)

@@ -133,7 +133,7 @@ def test_list_models_and_tokenize(client: QuorumClient, cluster: RunningCluster)
     assert [m.id for m in models][:2] == [cluster.model_id, SECOND_MODEL]
     assert all(m.ready for m in models)
     assert [m.is_default for m in models] == [True] + [False] * (len(models) - 1)
-    assert [m.max_model_len for m in models] == [MAX_MODEL_LEN, SECOND_MAX_LEN]
+    assert [m.max_model_len for m in models] == [MAX_MODEL_LEN, SECOND_MAX_LEN] + [MAX_MODEL_LEN] * (len(models) - 2)
     tokens = client.tokenize("Hello world")
     assert 0 < len(tokens.token_ids) <= 4
     chat_tokens = client.tokenize(messages=PARIS)
