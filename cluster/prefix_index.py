@@ -10,6 +10,7 @@ way), and forgets a replica as soon as it leaves the deployment.
 from __future__ import annotations
 
 import hashlib
+import random
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -125,6 +126,7 @@ def choose(
     names: Mapping[ReplicaKey, str],
     index: PrefixIndex[ReplicaKey],
     imbalanced_threshold: int,
+    tie_break: random.Random | None = None,
 ) -> RouteChoice[ReplicaKey]:
     """Where a prompt with block ``hashes`` should go, given each candidate's ongoing requests.
 
@@ -134,9 +136,11 @@ def choose(
     3. No match: the rendezvous-hash owner of the first block, so every router (each gateway and the
        reasoning replicas have their own index) sends a new prefix to the same replica.
     4. A prompt shorter than one block: least loaded first.
-    The other candidates follow, least loaded first, in case the preferred ones are full.
+    The other candidates follow, least loaded first, in case the preferred ones are full; equally loaded
+    replicas come in random order, so idle replicas share prompts without a prefix evenly.
     """
-    by_load = sorted(loads, key=lambda r: loads[r])
+    rng = tie_break or random
+    by_load = sorted(loads, key=lambda r: (loads[r], rng.random()))
     if not by_load:
         return RouteChoice(ranks=[], reason="no-prefix")
     if not hashes:

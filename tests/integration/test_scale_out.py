@@ -3,6 +3,7 @@ metrics, tensor parallelism, and a replica killed under load."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import urllib.request
@@ -12,7 +13,7 @@ import pytest
 import ray
 from ray import serve
 
-from quorum.services.client import QuorumClient
+from quorum.services.client import AsyncQuorumClient, QuorumClient
 
 from .conftest import PAIR_MODEL, PAIR_REPLICAS, TP_MODEL, RunningCluster, wait_for
 
@@ -69,8 +70,13 @@ ENGINE_METRICS = (
 )
 
 
-def test_engine_metrics_are_exported_per_replica(cluster: RunningCluster, client: QuorumClient) -> None:
-    client.chat([("system", _system_prompt("acme")), ("user", "Hi")], model=PAIR_MODEL, max_tokens=4, temperature=0)
+def test_engine_metrics_are_exported_per_replica(cluster: RunningCluster) -> None:
+    # Prompts shorter than one KV block go by load: a concurrent burst reaches both replicas.
+    async def burst() -> None:
+        async with AsyncQuorumClient(cluster.target, timeout=120) as client:
+            await asyncio.gather(*(client.generate(f"Hi {i}", model=PAIR_MODEL, max_tokens=8) for i in range(8)))
+
+    asyncio.run(burst())
 
     def replicas_reporting(lines: list[str], metric: str) -> set[str]:
         return {
