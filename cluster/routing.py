@@ -49,6 +49,11 @@ def serving(replicas: list[RunningReplica]) -> list[RunningReplica]:
 class PrefixAwareRouter(RequestRouter):  # type: ignore[misc]  # ray is not type-checked
     """Routes a request to the replica most likely to hold its prompt's KV blocks (see the module docstring)."""
 
+    # NOTE: a replica that misses the queue-length probe deadline is passed over for this request; Serve's
+    # 0.1 s default made busy CPU hosts send a prefix to a replica that did not hold it.
+    queue_len_response_deadline_s = 1.0
+    max_queue_len_response_deadline_s = 5.0
+
     def initialize_state(self, model: dict[str, Any] | None = None, model_cache_dir: str = "", **_: Any) -> None:
         if model is None:
             raise ValueError("PrefixAwareRouter needs request_router_kwargs.model (a quorum model config)")
