@@ -39,26 +39,23 @@ before CoT, so its prompts (identical to CoT's) are cold and any prefix-cache
 hit helps CoT, never SC: the usage-based ratio below can only be pessimistic
 for SC. The table shows the cached prompt tokens of every phase.
 
-Cost of SC@k relative to one sample:
+Cost of SC@k relative to one sample, in prompt tokens the engine computed
+(``usage.computed_prompt_tokens``: every sample's prompt minus its prefix-cache
+hits; vLLM runs each of the k samples as its own sequence, and siblings share
+the prompt's full KV blocks, so each extra sample recomputes only the prompt's
+last partial block - 32 tokens at most with the shipped ``block_size: 32``):
 
-- from final.usage: prompt tokens prefilled by the SC@k request / by the CoT
-  request (prefilled = prompt_tokens - cached_prompt_tokens), over the problems
-  where both reported usage. quorum's usage counts the prompt of an n=k request
-  once, so this is about 1 by construction and says nothing about the engine's
-  work: it is printed, not used for the headline.
-- ``sc8_cost_ratio`` (the headline) comes from the prefill probes: for ``--probe-problems`` problems,
-  one at a time (nothing else in flight), a CoT run and an SC@k run (no early
-  stop) with ``sampling.max_tokens`` 1, so the run is essentially the prefill
-  (plus a fixed per-request overhead, which pulls the ratio toward 1: it is a
-  lower bound on the compute ratio). Each probe question starts with its own
-  random tag, so no probe can hit the prefix cache beyond the shared chat
-  template. Reported: median wall-time ratio SC@k / CoT. A ratio near k means
-  the k samples prefilled the prompt k times (vLLM shares a prompt between
-  the sequences of one request only through its prefix cache, in whole KV
-  blocks: 128 tokens on CPU, longer than these prompts).
-- the wall-time ratio SC@k / CoT per problem (final.seconds of the measured
-  runs, median over problems), and the ratio of the two phases' wall times.
-  Both include decoding, which dominates.
+- ``sc8_cost_ratio`` (the headline) comes from the prefill probes: for
+  ``--probe-problems`` problems, one at a time (nothing else in flight), a CoT
+  run and an SC@k run (no early stop) with ``sampling.max_tokens`` 1. Each
+  probe has its own prior system turn, so its whole prompt is cold (no
+  prefix-cache block in common with any other request): the ratio is SC@k's
+  computed prompt tokens over one sample's. The probes' wall-time ratio is
+  printed too (it includes a fixed per-request overhead).
+- warm: the measured SC@k and CoT phases' computed tokens (their worked
+  examples are cached by then), and the wall-time ratio SC@k / CoT per
+  problem (final.seconds, median) and of the two phases; these include
+  decoding, which dominates.
 
 The last stdout line is ``reasoning react_acc=<a> cot_acc=<b> sc8_acc=<c>
 sc8_samples_used=<d> sc8_cost_ratio=<e>`` with SC@k *with* early stop for
@@ -95,6 +92,7 @@ from rich.table import Table
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
 from quorum.reasoning.answers import canonical_number, extract_answer
 from quorum.services.local import LocalCluster
+from quorum.v1 import inference_pb2 as ipb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 
@@ -124,6 +122,7 @@ class Run:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    computed_tokens: int = 0
     stop_reason: str = ""
     server_seconds: float = 0.0
     client_seconds: float = 0.0
@@ -134,11 +133,6 @@ class Run:
     @property
     def has_usage(self) -> bool:
         return self.prompt_tokens > 0
-
-    @property
-    def prefilled(self) -> int:
-        """Prompt tokens computed (not served from the prefix cache), as usage reports them."""
-        return self.prompt_tokens - self.cached_tokens
 
     @property
     def budget_stop(self) -> bool:
@@ -160,7 +154,16 @@ def is_correct(answer: str, gold: int) -> bool:
     return extract_answer(answer) == canonical_number(Fraction(gold))
 
 
-def request_for(strategy: str, question: str, args: argparse.Namespace) -> rpb.ReasonRequest:
+def request_for(strategy: str, question: str, args: argparse.Namespace, session: str = "") -> rpb.ReasonRequest:
+    """The Reason request of ``strategy``; a ``session`` tag becomes a prior system turn, so the prompt
+    shares no prefix-cache block with any other request."""
+    request = _request_for(strategy, question, args)
+    if session:
+        request.messages.append(ipb.ChatMessage(role="system", content=f"You are a helpful assistant ({session})."))
+    return request
+
+
+def _request_for(strategy: str, question: str, args: argparse.Namespace) -> rpb.ReasonRequest:
     budget = rpb.Budget(max_seconds=args.max_seconds)
     if strategy == DIRECT:
         return rpb.ReasonRequest(question=question, strategy=rpb.STRATEGY_DIRECT, budget=budget)
@@ -215,6 +218,7 @@ async def reason(stub: ReasoningServiceAsyncStub, run: Run, request: rpb.ReasonR
                 run.prompt_tokens = final.usage.prompt_tokens
                 run.completion_tokens = final.usage.completion_tokens
                 run.cached_tokens = final.usage.cached_prompt_tokens
+                run.computed_tokens = final.usage.computed_prompt_tokens
                 run.stop_reason = rpb.StopReason.Name(final.stop_reason)
                 run.server_seconds = final.seconds
     except grpc.aio.AioRpcError as error:
@@ -233,16 +237,15 @@ async def run_phase(
     args: argparse.Namespace,
     concurrency: int,
     console: Console,
-    question_of: Callable[[int, Problem], str] = lambda i, p: p.question,
+    session_of: Callable[[int], str] = lambda i: "",
 ) -> Phase:
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
     async def one(index: int, problem: Problem) -> Run:
         nonlocal done
-        question = question_of(index, problem)
-        run = Run(strategy, index, question, problem.answer, problem.kind)
-        request = request_for(strategy, question, args)
+        run = Run(strategy, index, problem.question, problem.answer, problem.kind)
+        request = request_for(strategy, problem.question, args, session_of(index))
         async with slots:
             await reason(stub, run, request, timeout_s=args.max_seconds + 120)
         done += 1
@@ -273,8 +276,8 @@ async def benchmark(target: str, problems: list[Problem], args: argparse.Namespa
         tag = uuid.uuid4().hex[:6]
         probes = problems[: args.probe_problems]
 
-        def tagged(kind: str) -> Callable[[int, Problem], str]:
-            return lambda i, p: f"(Task {tag}-{kind}{i}) {p.question}"
+        def tagged(kind: str) -> Callable[[int], str]:
+            return lambda i: f"session {tag}-{kind}{i}"
 
         phases = [
             await run_phase(stub, PROBE_COT, "prefill probe: CoT, 1 token", probes, args, 1, console, tagged("a")),
@@ -326,43 +329,44 @@ def accuracy(phase: Phase) -> float:
 
 @dataclass(frozen=True)
 class Cost:
-    usage_ratio: float
-    usage_problems: int
-    sc_prefilled: int
-    cot_prefilled: int
-    sc_cached: int
-    cot_cached: int
-    probe_ratio: float
+    prefill_ratio: float  # the headline: cold probes, engine-computed prompt tokens SC@k / one sample
     probe_pairs: int
+    sc_computed: int
+    cot_computed: int
+    cot_prompt: int
+    probe_wall_ratio: float
+    warm_ratio: float  # measured phases: SC@k computed / CoT computed (shared exemplars cached)
+    warm_problems: int
     wall_ratio: float
     wall_pairs: int
     phase_wall_ratio: float
 
 
 def cost(phases: dict[str, Phase]) -> Cost:
-    sc, cot = phases[SC].runs, phases[COT].runs
-    pairs = [(s, c) for s, c in zip(sc, cot, strict=True) if s.has_usage and c.has_usage and not (s.error or c.error)]
-    sc_prefilled = sum(s.prefilled for s, _ in pairs)
-    cot_prefilled = sum(c.prefilled for _, c in pairs)
-    probe_pairs = [
-        (s.client_seconds, c.client_seconds)
+    probes = [
+        (s, c)
         for s, c in zip(phases[PROBE_SC].runs, phases[PROBE_COT].runs, strict=True)
-        if not (s.error or c.error)
+        if s.has_usage and c.has_usage and not (s.error or c.error)
     ]
+    sc_computed = sum(s.computed_tokens for s, _ in probes)
+    cot_computed = sum(c.computed_tokens for _, c in probes)
+    sc, cot = phases[SC].runs, phases[COT].runs
+    warm = [(s, c) for s, c in zip(sc, cot, strict=True) if s.has_usage and c.has_usage and not (s.error or c.error)]
+    warm_cot = sum(c.computed_tokens for _, c in warm)
     wall_pairs = [
         s.server_seconds / c.server_seconds
         for s, c in zip(sc, cot, strict=True)
         if not (s.error or c.error) and c.server_seconds > 0
     ]
     return Cost(
-        usage_ratio=sc_prefilled / cot_prefilled if cot_prefilled else float("nan"),
-        usage_problems=len(pairs),
-        sc_prefilled=sc_prefilled,
-        cot_prefilled=cot_prefilled,
-        sc_cached=sum(s.cached_tokens for s, _ in pairs),
-        cot_cached=sum(c.cached_tokens for _, c in pairs),
-        probe_ratio=median([s / c for s, c in probe_pairs]),
-        probe_pairs=len(probe_pairs),
+        prefill_ratio=sc_computed / cot_computed if cot_computed else float("nan"),
+        probe_pairs=len(probes),
+        sc_computed=sc_computed,
+        cot_computed=cot_computed,
+        cot_prompt=sum(c.prompt_tokens for _, c in probes),
+        probe_wall_ratio=median([s.client_seconds / c.client_seconds for s, c in probes]),
+        warm_ratio=sum(s.computed_tokens for s, _ in warm) / warm_cot if warm_cot else float("nan"),
+        warm_problems=len(warm),
         wall_ratio=median(wall_pairs),
         wall_pairs=len(wall_pairs),
         phase_wall_ratio=phases[SC].wall_s / phases[COT].wall_s,
@@ -379,6 +383,7 @@ def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace)
         "completion tok",
         "prompt tok",
         "cached tok",
+        "computed tok",
         "mean s",
         "phase wall s",
         "budget stops",
@@ -398,6 +403,7 @@ def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace)
             fmt(mean([r.completion_tokens for r in with_usage])) + usage_note,
             fmt(mean([r.prompt_tokens for r in with_usage])),
             fmt(mean([r.cached_tokens for r in with_usage])),
+            fmt(mean([r.computed_tokens for r in with_usage])),
             fmt(mean([r.server_seconds for r in runs])),
             f"{phase.wall_s:.0f}",
             str(sum(r.budget_stop for r in runs)),
@@ -449,16 +455,17 @@ def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace)
     )
 
     result = cost(phases)
+    k = args.samples
     console.print(
-        f"sc8_cost_ratio (usage, over {result.usage_problems} problems with usage): SC@{args.samples} prefilled "
-        f"{result.sc_prefilled} prompt tokens (cached {result.sc_cached}), CoT prefilled {result.cot_prefilled} "
-        f"(cached {result.cot_cached}) -> {fmt(result.usage_ratio, 2)}"
+        f"sc8_cost_ratio (prefill probes: 1 token, one at a time, cold prompts, {result.probe_pairs} problems): "
+        f"SC@{k} computed {result.sc_computed} prompt tokens, one CoT sample {result.cot_computed} "
+        f"(prompts {result.cot_prompt}) -> {fmt(result.prefill_ratio, 2)} (1 = one shared prefill, {k} = one per "
+        f"sample); probe wall-time ratio {fmt(result.probe_wall_ratio, 2)}"
     )
     console.print(
-        f"[yellow]caveat:[/] usage counts an n={args.samples} request's prompt once; prefill probes (1 token, "
-        f"one at a time, {result.probe_pairs} problems): median wall-time ratio SC@{args.samples} / CoT = "
-        f"{fmt(result.probe_ratio, 2)} (a lower bound on the prefill compute ratio; ~1 = shared prefill, "
-        f"~{args.samples} = one prefill per sample)"
+        f"warm: in the measured phases (worked examples cached) SC@{k} computed / CoT computed = "
+        f"{fmt(result.warm_ratio, 2)} over {result.warm_problems} problems (each extra sample recomputes "
+        "the prompt's last, partial KV block)"
     )
     console.print(
         f"wall time SC@{args.samples} (no early stop) / CoT: median per problem {fmt(result.wall_ratio, 2)} "
@@ -539,7 +546,7 @@ def main() -> None:
     print(
         f"reasoning react_acc={accuracy(by_name[REACT]):.3f} cot_acc={accuracy(by_name[COT]):.3f} "
         f"sc8_acc={accuracy(es):.3f} sc8_samples_used={mean([r.samples_used for r in es.runs]):.2f} "
-        f"sc8_cost_ratio={result.probe_ratio:.2f}",
+        f"sc8_cost_ratio={result.prefill_ratio:.2f}",
         flush=True,
     )
     if dead:

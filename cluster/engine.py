@@ -16,7 +16,7 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from .config import ModelConfig
-from .types import ChoiceDelta, FinishReason, SamplingOptions, TokenLogprob, TopLogprob
+from .types import ChoiceDelta, FinishReason, SamplingOptions, TokenLogprob, TopLogprob, Usage
 
 GIB = 1 << 30
 
@@ -157,3 +157,34 @@ def choice_deltas(output: RequestOutput, top_logprobs: int = 0) -> tuple[ChoiceD
 
 def completion_tokens(outputs: Sequence[CompletionOutput]) -> int:
     return sum(len(completion.token_ids) for completion in outputs)
+
+
+class PrefixHits:
+    """Prefix-cache hits per choice of one engine request, for its usage.
+
+    vLLM runs each of a request's ``n`` choices as its own sequence and, in
+    streaming (DELTA) mode, reports each sequence's hits on that choice's
+    outputs. Siblings share the prompt's full KV blocks (the first one to be
+    scheduled computes them), so ``computed_prompt_tokens`` is the request's
+    real prefill work: ``prompt x n`` minus every choice's hits. A FINAL_ONLY
+    request with ``n > 1`` gets one aggregate output carrying a single choice's
+    hits (the last to finish); every choice is then counted with that many.
+    """
+
+    def __init__(self, prompt_tokens: int, n: int) -> None:
+        self._prompt_tokens = prompt_tokens
+        self._n = n
+        self._hits: dict[int, int] = {}
+
+    def observe(self, output: RequestOutput) -> None:
+        for choice in output.outputs:
+            self._hits[choice.index] = output.num_cached_tokens or 0
+
+    def usage(self, completion_tokens: int) -> Usage:
+        hits = [self._hits.get(index, 0) for index in range(self._n)]
+        return Usage(
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_prompt_tokens=hits[0] if hits else 0,
+            computed_prompt_tokens=sum(self._prompt_tokens - hit for hit in hits),
+        )

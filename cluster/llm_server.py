@@ -24,13 +24,13 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from .config import ModelConfig, TelemetryConfig
-from .engine import choice_deltas, cpu_threads_bind, engine_args, sampling_params
+from .engine import PrefixHits, choice_deltas, cpu_threads_bind, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
 from .models import resolve_source
 from .prompting import PromptEncoder
 from .telemetry import extract_context, setup_tracing, tracer
 from .tool_calls import ToolCallDecoder, constraint_for
-from .types import GenerationChunk, GenerationRequest, Message, ModelStatus, Usage
+from .types import GenerationChunk, GenerationRequest, Message, ModelStatus
 from .validation import check_context
 
 logger = logging.getLogger(__name__)
@@ -147,20 +147,19 @@ class LLMServer:
             decoder = ToolCallDecoder() if tool_grammar is not None else None
             params = sampling_params(sampling, max_tokens, request.stream)
             completion_tokens = 0
+            cached = PrefixHits(len(prompt_ids), params.n)
             try:
                 stream = engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request.request_id)
                 async for output in stream:
                     completion_tokens += sum(len(c.token_ids) for c in output.outputs)
+                    cached.observe(output)
                     usage = None
                     if output.finished:
-                        usage = Usage(
-                            prompt_tokens=len(prompt_ids),
-                            completion_tokens=completion_tokens,
-                            cached_prompt_tokens=output.num_cached_tokens or 0,
-                        )
+                        usage = cached.usage(completion_tokens)
                         span.set_attribute("quorum.prompt_tokens", usage.prompt_tokens)
                         span.set_attribute("quorum.completion_tokens", usage.completion_tokens)
                         span.set_attribute("quorum.cached_prompt_tokens", usage.cached_prompt_tokens)
+                        span.set_attribute("quorum.computed_prompt_tokens", usage.computed_prompt_tokens)
                     choices = choice_deltas(output, sampling.logprobs or 0)
                     if decoder is not None:
                         choices = decoder.feed(choices)

@@ -126,6 +126,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    computed_prompt_tokens: int = 0  # over all n choices: prompt x n minus every choice's prefix-cache hits
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,12 @@ def parse_number(text: str) -> Fraction | None:
     return None
 
 
+def numbers_in(text: str) -> list[Fraction]:
+    """Every number in ``text`` (separators, sign, currency, fractions as for answers), in order."""
+    values = (_number_value(match) for match in _NUMBER.finditer(text))
+    return [value for value in values if value is not None]
+
+
 def canonical_number(value: Fraction) -> str:
     """``value`` as an exact decimal when it has one ("1000", "-0.75"), else as "p/q" ("1/3")."""
     if value.denominator == 1:

@@ -46,12 +46,14 @@ class TokenUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    computed_prompt_tokens: int = 0  # prompt tokens the engine computed over all n samples of the call
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.cached_prompt_tokens + other.cached_prompt_tokens,
+            self.computed_prompt_tokens + other.computed_prompt_tokens,
         )
 
 

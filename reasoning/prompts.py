@@ -189,12 +189,47 @@ def direct_messages(request: ReasonRequest) -> list[ChatTurn]:
     return [*request.messages, ChatTurn("user", prompt)]
 
 
+# Worked chain-of-thought exchanges shown before a numeric question (few-shot CoT, as in Wei et al. 2022):
+# a small model copies their shape - one short line per step, each calculation written out, then the
+# literal "The answer is N." ending the extractor trusts most. They are the same for every question, so
+# their KV blocks stay in the prefix cache across requests.
+COT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "A shop has 245 red pens and 132 blue pens. How many pens does it have?",
+        "The shop has 245 red pens and 132 blue pens.\n245 + 132 = 377.\nThe answer is 377.",
+    ),
+    (
+        "A tank holds 900 liters of water. Then 350 liters are used. How many liters are left?",
+        "The tank starts with 900 liters and 350 liters are used.\n900 - 350 = 550.\nThe answer is 550.",
+    ),
+    (
+        "A box holds 12 eggs. How many eggs are in 6 boxes?",
+        "Each box holds 12 eggs and there are 6 boxes.\n6 * 12 = 72.\nThe answer is 72.",
+    ),
+    (
+        "Ben shares 84 cards equally among 4 friends. How many cards does each friend get?",
+        "84 cards are shared equally among 4 friends.\n84 / 4 = 21.\nThe answer is 21.",
+    ),
+    (
+        "A class has 5 tables with 4 children at each table and 3 more children at the door. "
+        "How many children are there?",
+        "5 tables with 4 children each: 5 * 4 = 20.\nThen 3 more children: 20 + 3 = 23.\nThe answer is 23.",
+    ),
+)
+
+
 def chain_of_thought_messages(request: ReasonRequest) -> list[ChatTurn]:
-    prompt = (
-        f"{request.question}\n\nLet's think step by step. "
-        f'End with the sentence "The answer is X." where X is {answer_hint(request)}.'
-    )
-    return [*request.messages, ChatTurn("user", prompt)]
+    """The prior conversation, then (for numeric tasks) the worked :data:`COT_EXAMPLES`, then the question."""
+    ending = f'End with the sentence "The answer is X." where X is {answer_hint(request)}.'
+
+    def ask(question: str) -> str:
+        return f"{question}\n\nLet's think step by step. {ending}"
+
+    examples: list[ChatTurn] = []
+    if request.answer_format is AnswerFormat.NUMBER:
+        for question, solution in COT_EXAMPLES:
+            examples += [ChatTurn("user", ask(question)), ChatTurn("assistant", solution)]
+    return [*request.messages, *examples, ChatTurn("user", ask(request.question))]
 
 
 def react_messages(request: ReasonRequest, tools: Sequence[Tool]) -> list[ChatTurn]:

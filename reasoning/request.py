@@ -58,7 +58,10 @@ class ReasonRequest:
     only for ReAct, ``early_stopping`` only for self-consistency, ``collection``
     for RAG and for ReAct's ``retrieve`` tool (``top_k`` passages per search,
     0 for the retriever's default). ``choices`` are the labels of a CHOICE
-    answer. ``model`` empty means the cluster's default model.
+    answer. ``model`` empty means the cluster's default model. ``grounded``
+    (ReAct) limits the calculator to numbers of the question and of earlier
+    tool results, each used once, and a numeric answer to the tool results
+    (see :mod:`quorum.reasoning.grounding`).
     """
 
     question: str
@@ -75,6 +78,7 @@ class ReasonRequest:
     choices: tuple[str, ...] = DEFAULT_CHOICES
     collection: str = ""
     top_k: int = 0
+    grounded: bool = True
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ def set_usage(span: Span, usage: TokenUsage | None) -> None:
         span.set_attribute("quorum.prompt_tokens", usage.prompt_tokens)
         span.set_attribute("quorum.completion_tokens", usage.completion_tokens)
         span.set_attribute("quorum.cached_prompt_tokens", usage.cached_prompt_tokens)
+        span.set_attribute("quorum.computed_prompt_tokens", usage.computed_prompt_tokens)
 
 
 async def traced_chunks(stream: AsyncIterator[StreamChunk], span: Span) -> AsyncGenerator[StreamChunk, None]:

@@ -115,6 +115,7 @@ def usage_to_proto(usage: Usage) -> pb.Usage:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_prompt_tokens=usage.cached_prompt_tokens,
+        computed_prompt_tokens=usage.computed_prompt_tokens,
     )
 
 

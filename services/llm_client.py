@@ -65,6 +65,7 @@ class DispatcherLLMClient:
                         prompt_tokens=chunk.usage.prompt_tokens,
                         completion_tokens=chunk.usage.completion_tokens,
                         cached_prompt_tokens=chunk.usage.cached_prompt_tokens,
+                        computed_prompt_tokens=chunk.usage.computed_prompt_tokens,
                     )
                 yield StreamChunk(deltas=deltas, usage=usage)
         finally:

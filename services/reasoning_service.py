@@ -112,6 +112,7 @@ def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> R
         choices=tuple(message.choices) or _DEFAULTS.choices,
         collection=message.collection,
         top_k=message.top_k,
+        grounded=not message.free_arithmetic,
     )
 
 
@@ -145,6 +146,7 @@ def _final(event: FinalEvent) -> rpb.Final:
         prompt_tokens=event.usage.prompt_tokens,
         completion_tokens=event.usage.completion_tokens,
         cached_prompt_tokens=event.usage.cached_prompt_tokens,
+        computed_prompt_tokens=event.usage.computed_prompt_tokens,
     )
     return rpb.Final(
         answer=event.answer or "",

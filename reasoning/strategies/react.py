@@ -21,21 +21,22 @@ budget runs out (BUDGET_TOKENS).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from ..answers import answer_json_schema, extract_answer
+from ..answers import AnswerFormat, answer_json_schema, extract_answer
 from ..events import Event, StopReason, ToolCallEvent, ToolResultEvent
+from ..grounding import answer_schema, expression_schema, grounded_numbers
 from ..llm import ChatTurn, LLMClient
 from ..prompts import action_json, observation, react_messages
 from ..request import ReasonRequest
 from ..state import RunState
 from ..telemetry import ending, start_span
-from ..tools import FINAL_ANSWER, ToolOutcome, ToolRegistry
+from ..tools import CALCULATOR, FINAL_ANSWER, ToolOutcome, ToolRegistry
 from .common import Completion, call_tokens, final_event, step_sampling, stream_step, tokens_exhausted
 
 TEMPERATURE = 0.0
@@ -80,11 +81,8 @@ async def run(
     request: ReasonRequest, client: LLMClient, state: RunState, registry: ToolRegistry
 ) -> AsyncIterator[Event]:
     """Step, tool call and tool result events, then the final event."""
-    answer_schema = answer_json_schema(request.answer_format, request.choices)
-    act = json.dumps(registry.tool_call_schema(request.tools, None))  # until a tool has returned
-    act_or_answer = json.dumps(registry.tool_call_schema(request.tools, answer_schema))
-    answer_only = json.dumps(registry.tool_call_schema((), answer_schema))  # after a cut
     allowed = (*request.tools, FINAL_ANSWER)
+    seen = [request.question, *(turn.content for turn in request.messages)]  # numbers the run may ground on
     messages = react_messages(request, [registry.get(name) for name in request.tools])
     results: dict[str, ToolOutcome] = {}  # by action signature
     cut: tuple[StopReason, str] | None = None
@@ -92,7 +90,7 @@ async def run(
         if state.remaining_tokens == 0:
             yield final_event(state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state))
             return
-        schema = answer_only if cut is not None else act_or_answer if results else act
+        schema = _schema(request, registry, seen, results, answering=cut is not None)
         sampling = step_sampling(request, state, temperature=TEMPERATURE, max_tokens=MAX_TOKENS, json_schema=schema)
         completion = Completion()
         with ending(start_span("reason.step", state.span, {"quorum.step": step})) as span:
@@ -139,10 +137,37 @@ async def run(
             yield ToolCallEvent(step, action.tool, json.dumps(action.arguments, ensure_ascii=False))
             outcome = await _call_tool(registry, action, span)
             results[action.signature()] = outcome
+            if outcome.ok:
+                seen.append(outcome.output)
             yield ToolResultEvent(step, action.tool, outcome.output, outcome.error, outcome.latency_s)
             messages += [ChatTurn("assistant", call), ChatTurn("user", observation(outcome))]
     reason, detail = cut or (StopReason.MAX_STEPS, f"max_steps={request.max_steps} model calls gave no final answer")
     yield final_event(state, None, reason, samples_used=1, detail=detail)
+
+
+def _schema(
+    request: ReasonRequest,
+    registry: ToolRegistry,
+    seen: Sequence[str],
+    results: Mapping[str, ToolOutcome],
+    *,
+    answering: bool,
+) -> str:
+    """The grammar of the next action: tools only until one has returned, then tools or the final answer,
+    only the final answer after a cut. With grounding, the calculator combines only numbers in ``seen``
+    and a numeric answer is one of the tool results' numbers."""
+    answer = answer_json_schema(request.answer_format, request.choices)
+    overrides: dict[str, Mapping[str, Any]] = {}
+    if request.grounded:
+        outputs = [outcome.output for outcome in results.values() if outcome.ok]
+        answer = (answer_schema(outputs) if request.answer_format is AnswerFormat.NUMBER else None) or answer
+        if CALCULATOR in request.tools:
+            expression = expression_schema(registry.get(CALCULATOR).parameters, grounded_numbers(seen))
+            if expression is not None:
+                overrides[CALCULATOR] = expression
+    if answering:
+        return json.dumps(registry.tool_call_schema((), answer))
+    return json.dumps(registry.tool_call_schema(request.tools, answer if results else None, overrides))
 
 
 async def _call_tool(registry: ToolRegistry, action: Action, parent: Span) -> ToolOutcome:

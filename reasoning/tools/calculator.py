@@ -43,6 +43,7 @@ _BINARY: dict[type[ast.operator], Callable[[Fraction, Fraction], Fraction]] = {
 _SPELLINGS = str.maketrans({"^": "**", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"})
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _ALLOWED = "numbers, + - * / // % ** and parentheses"
+CALCULATOR = "calculator"
 
 
 def evaluate(expression: str) -> Fraction:
@@ -72,7 +73,7 @@ def format_number(value: Fraction) -> str:
 class Calculator:
     """Evaluates one arithmetic expression exactly; see the module docstring for the grammar and bounds."""
 
-    name = "calculator"
+    name = CALCULATOR
     description = "Evaluates an arithmetic expression with + - * / // % ** and parentheses, e.g. (12 + 30) * 4."
     parameters: Mapping[str, Any] = {
         "type": "object",

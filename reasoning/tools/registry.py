@@ -65,7 +65,12 @@ class ToolRegistry:
             raise UnknownToolError(name, self._tools)
         return self._tools[name][0]
 
-    def tool_call_schema(self, names: Sequence[str], answer_schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    def tool_call_schema(
+        self,
+        names: Sequence[str],
+        answer_schema: Mapping[str, Any] | None,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """The JSON schema of one action of a model that may call the tools ``names``.
 
         An action is ``{"tool": <name>, "arguments": {...}}``; one ``anyOf``
@@ -74,9 +79,12 @@ class ToolRegistry:
         ``{"tool": "final_answer", "arguments": {"answer": <answer_schema>}}``
         lets the model end the run; without one it must call a tool. At least
         one branch is needed. "tool" comes first, so under constrained decoding
-        the model commits to a tool before writing its arguments.
+        the model commits to a tool before writing its arguments. ``arguments``
+        replaces the argument schema of the tools it names (e.g. a grounded
+        calculator pattern for one step).
         """
-        branches = [_action(name, self.get(name).parameters) for name in names]
+        overrides = arguments or {}
+        branches = [_action(name, overrides.get(name) or self.get(name).parameters) for name in names]
         if answer_schema is not None:
             final_arguments = {
                 "type": "object",

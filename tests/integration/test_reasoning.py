@@ -92,9 +92,10 @@ def test_self_consistency_votes_over_one_sample_group(
     assert final.samples_used == MAX_N
     assert 0 < final.confidence <= 1
     assert final.answer == votes[-1].counts[0].answer
-    # One engine request for the whole group: the prompt is prefilled once, not once per sample.
-    single = run(stub, question=question, strategy=rpb.STRATEGY_DIRECT)[-1].final
-    assert final.usage.prompt_tokens < 2 * single.usage.prompt_tokens + 64
+    # One engine request for the whole group: usage counts the prompt once and the prefill work of every
+    # sample, which is less than one full prefill each (samples reuse the prompt's cached KV blocks).
+    usage = final.usage
+    assert 0 < usage.computed_prompt_tokens < MAX_N * usage.prompt_tokens
     # Near-greedy seeded samples agree, so the window rule settles the vote after two of them.
     greedy: dict[str, Any] = {**common, "sampling": rpb.ReasoningSampling(max_tokens=48, temperature=0.05, seed=5)}
     early = run(

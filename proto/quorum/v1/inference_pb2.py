@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quorum/v1/inference.proto\x12\tquorum.v1\"\x86\x03\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\r\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\t\n\x01n\x18\x07 \x01(\r\x12\x18\n\x10presence_penalty\x18\x08 \x01(\x02\x12\x19\n\x11\x66requency_penalty\x18\t \x01(\x02\x12\x1f\n\x12repetition_penalty\x18\n \x01(\x02H\x03\x88\x01\x01\x12\x12\n\nmin_tokens\x18\x0b \x01(\r\x12\x15\n\x08logprobs\x18\x0c \x01(\rH\x04\x88\x01\x01\x12/\n\nconstraint\x18\r \x01(\x0b\x32\x1b.quorum.v1.OutputConstraintB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seedB\x15\n\x13_repetition_penaltyB\x0b\n\t_logprobs\"k\n\x10OutputConstraint\x12\x15\n\x0bjson_schema\x18\x01 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x02 \x01(\tH\x00\x12\'\n\x06\x63hoice\x18\x03 \x01(\x0b\x32\x15.quorum.v1.ChoiceListH\x00\x42\x06\n\x04kind\"\x1c\n\nChoiceList\x12\x0e\n\x06values\x18\x01 \x03(\t\"r\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.quorum.v1.ToolCallRequest\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"S\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"C\n\nToolChoice\x12\'\n\x04mode\x18\x01 \x01(\x0e\x32\x19.quorum.v1.ToolChoiceMode\x12\x0c\n\x04name\x18\x02 \x01(\t\"C\n\x0fToolCallRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\">\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\r\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\"d\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\r\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\x12\"\n\x03top\x18\x04 \x03(\x0b\x32\x15.quorum.v1.TopLogprob\"\xb0\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x17.quorum.v1.FinishReason\x12)\n\x08logprobs\x18\x04 \x03(\x0b\x32\x17.quorum.v1.TokenLogprob\x12.\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1a.quorum.v1.ToolCallRequest\"W\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\"]\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\"z\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"c\n\x15GenerateStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\"\x80\x01\n\x16GenerateStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\xc9\x01\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\x12(\n\x05tools\x18\x04 \x03(\x0b\x32\x19.quorum.v1.ToolDefinition\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.quorum.v1.ToolChoice\"v\n\x0c\x43hatResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\xcf\x01\n\x11\x43hatStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\x12(\n\x05tools\x18\x04 \x03(\x0b\x32\x19.quorum.v1.ToolDefinition\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.quorum.v1.ToolChoice\"|\n\x12\x43hatStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\x13\n\x11ListModelsRequest\"\xa7\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nis_default\x18\x02 \x01(\x08\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rmax_model_len\x18\x04 \x01(\r\x12\x14\n\x0cquantization\x18\x05 \x01(\t\x12\x1c\n\x14tensor_parallel_size\x18\x06 \x01(\r\x12\x10\n\x08replicas\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.quorum.v1.ModelInfo\"Z\n\x0fTokenizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\"K\n\x10TokenizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x15\n\rmax_model_len\x18\x03 \x01(\r*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*}\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x32\xc6\x03\n\x10InferenceService\x12\x43\n\x08Generate\x12\x1a.quorum.v1.GenerateRequest\x1a\x1b.quorum.v1.GenerateResponse\x12W\n\x0eGenerateStream\x12 .quorum.v1.GenerateStreamRequest\x1a!.quorum.v1.GenerateStreamResponse0\x01\x12\x37\n\x04\x43hat\x12\x16.quorum.v1.ChatRequest\x1a\x17.quorum.v1.ChatResponse\x12K\n\nChatStream\x12\x1c.quorum.v1.ChatStreamRequest\x1a\x1d.quorum.v1.ChatStreamResponse0\x01\x12I\n\nListModels\x12\x1c.quorum.v1.ListModelsRequest\x1a\x1d.quorum.v1.ListModelsResponse\x12\x43\n\x08Tokenize\x12\x1a.quorum.v1.TokenizeRequest\x1a\x1b.quorum.v1.TokenizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19quorum/v1/inference.proto\x12\tquorum.v1\"\x86\x03\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\r\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\t\n\x01n\x18\x07 \x01(\r\x12\x18\n\x10presence_penalty\x18\x08 \x01(\x02\x12\x19\n\x11\x66requency_penalty\x18\t \x01(\x02\x12\x1f\n\x12repetition_penalty\x18\n \x01(\x02H\x03\x88\x01\x01\x12\x12\n\nmin_tokens\x18\x0b \x01(\r\x12\x15\n\x08logprobs\x18\x0c \x01(\rH\x04\x88\x01\x01\x12/\n\nconstraint\x18\r \x01(\x0b\x32\x1b.quorum.v1.OutputConstraintB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seedB\x15\n\x13_repetition_penaltyB\x0b\n\t_logprobs\"k\n\x10OutputConstraint\x12\x15\n\x0bjson_schema\x18\x01 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x02 \x01(\tH\x00\x12\'\n\x06\x63hoice\x18\x03 \x01(\x0b\x32\x15.quorum.v1.ChoiceListH\x00\x42\x06\n\x04kind\"\x1c\n\nChoiceList\x12\x0e\n\x06values\x18\x01 \x03(\t\"r\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12.\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1a.quorum.v1.ToolCallRequest\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"S\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x16parameters_json_schema\x18\x03 \x01(\t\"C\n\nToolChoice\x12\'\n\x04mode\x18\x01 \x01(\x0e\x32\x19.quorum.v1.ToolChoiceMode\x12\x0c\n\x04name\x18\x02 \x01(\t\"C\n\x0fToolCallRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\">\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\r\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\"d\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\r\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\x12\"\n\x03top\x18\x04 \x03(\x0b\x32\x15.quorum.v1.TopLogprob\"\xb0\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x17.quorum.v1.FinishReason\x12)\n\x08logprobs\x18\x04 \x03(\x0b\x32\x17.quorum.v1.TokenLogprob\x12.\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1a.quorum.v1.ToolCallRequest\"w\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\x12\x1e\n\x16\x63omputed_prompt_tokens\x18\x04 \x01(\r\"]\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\"z\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"c\n\x15GenerateStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\"\x80\x01\n\x16GenerateStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\xc9\x01\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\x12(\n\x05tools\x18\x04 \x03(\x0b\x32\x19.quorum.v1.ToolDefinition\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.quorum.v1.ToolChoice\"v\n\x0c\x43hatResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\xcf\x01\n\x11\x43hatStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x08messages\x18\x02 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\x12+\n\x08sampling\x18\x03 \x01(\x0b\x32\x19.quorum.v1.SamplingParams\x12(\n\x05tools\x18\x04 \x03(\x0b\x32\x19.quorum.v1.ToolDefinition\x12*\n\x0btool_choice\x18\x05 \x01(\x0b\x32\x15.quorum.v1.ToolChoice\"|\n\x12\x43hatStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x11.quorum.v1.Choice\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.quorum.v1.Usage\"\x13\n\x11ListModelsRequest\"\xa7\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nis_default\x18\x02 \x01(\x08\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x15\n\rmax_model_len\x18\x04 \x01(\r\x12\x14\n\x0cquantization\x18\x05 \x01(\t\x12\x1c\n\x14tensor_parallel_size\x18\x06 \x01(\r\x12\x10\n\x08replicas\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.quorum.v1.ModelInfo\"Z\n\x0fTokenizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.quorum.v1.ChatMessage\"K\n\x10TokenizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x15\n\rmax_model_len\x18\x03 \x01(\r*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*}\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x32\xc6\x03\n\x10InferenceService\x12\x43\n\x08Generate\x12\x1a.quorum.v1.GenerateRequest\x1a\x1b.quorum.v1.GenerateResponse\x12W\n\x0eGenerateStream\x12 .quorum.v1.GenerateStreamRequest\x1a!.quorum.v1.GenerateStreamResponse0\x01\x12\x37\n\x04\x43hat\x12\x16.quorum.v1.ChatRequest\x1a\x17.quorum.v1.ChatResponse\x12K\n\nChatStream\x12\x1c.quorum.v1.ChatStreamRequest\x1a\x1d.quorum.v1.ChatStreamResponse0\x01\x12I\n\nListModels\x12\x1c.quorum.v1.ListModelsRequest\x1a\x1d.quorum.v1.ListModelsResponse\x12\x43\n\x08Tokenize\x12\x1a.quorum.v1.TokenizeRequest\x1a\x1b.quorum.v1.TokenizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quorum.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOOLCHOICEMODE']._serialized_start=2877
-  _globals['_TOOLCHOICEMODE']._serialized_end=3012
-  _globals['_FINISHREASON']._serialized_start=3014
-  _globals['_FINISHREASON']._serialized_end=3139
+  _globals['_TOOLCHOICEMODE']._serialized_start=2909
+  _globals['_TOOLCHOICEMODE']._serialized_end=3044
+  _globals['_FINISHREASON']._serialized_start=3046
+  _globals['_FINISHREASON']._serialized_end=3171
   _globals['_SAMPLINGPARAMS']._serialized_start=41
   _globals['_SAMPLINGPARAMS']._serialized_end=431
   _globals['_OUTPUTCONSTRAINT']._serialized_start=433
@@ -56,33 +56,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHOICE']._serialized_start=1078
   _globals['_CHOICE']._serialized_end=1254
   _globals['_USAGE']._serialized_start=1256
-  _globals['_USAGE']._serialized_end=1343
-  _globals['_GENERATEREQUEST']._serialized_start=1345
-  _globals['_GENERATEREQUEST']._serialized_end=1438
-  _globals['_GENERATERESPONSE']._serialized_start=1440
-  _globals['_GENERATERESPONSE']._serialized_end=1562
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=1564
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=1663
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1666
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1794
-  _globals['_CHATREQUEST']._serialized_start=1797
-  _globals['_CHATREQUEST']._serialized_end=1998
-  _globals['_CHATRESPONSE']._serialized_start=2000
-  _globals['_CHATRESPONSE']._serialized_end=2118
-  _globals['_CHATSTREAMREQUEST']._serialized_start=2121
-  _globals['_CHATSTREAMREQUEST']._serialized_end=2328
-  _globals['_CHATSTREAMRESPONSE']._serialized_start=2330
-  _globals['_CHATSTREAMRESPONSE']._serialized_end=2454
-  _globals['_LISTMODELSREQUEST']._serialized_start=2456
-  _globals['_LISTMODELSREQUEST']._serialized_end=2475
-  _globals['_MODELINFO']._serialized_start=2478
-  _globals['_MODELINFO']._serialized_end=2645
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2647
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2705
-  _globals['_TOKENIZEREQUEST']._serialized_start=2707
-  _globals['_TOKENIZEREQUEST']._serialized_end=2797
-  _globals['_TOKENIZERESPONSE']._serialized_start=2799
-  _globals['_TOKENIZERESPONSE']._serialized_end=2874
-  _globals['_INFERENCESERVICE']._serialized_start=3142
-  _globals['_INFERENCESERVICE']._serialized_end=3596
+  _globals['_USAGE']._serialized_end=1375
+  _globals['_GENERATEREQUEST']._serialized_start=1377
+  _globals['_GENERATEREQUEST']._serialized_end=1470
+  _globals['_GENERATERESPONSE']._serialized_start=1472
+  _globals['_GENERATERESPONSE']._serialized_end=1594
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=1596
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=1695
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1698
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1826
+  _globals['_CHATREQUEST']._serialized_start=1829
+  _globals['_CHATREQUEST']._serialized_end=2030
+  _globals['_CHATRESPONSE']._serialized_start=2032
+  _globals['_CHATRESPONSE']._serialized_end=2150
+  _globals['_CHATSTREAMREQUEST']._serialized_start=2153
+  _globals['_CHATSTREAMREQUEST']._serialized_end=2360
+  _globals['_CHATSTREAMRESPONSE']._serialized_start=2362
+  _globals['_CHATSTREAMRESPONSE']._serialized_end=2486
+  _globals['_LISTMODELSREQUEST']._serialized_start=2488
+  _globals['_LISTMODELSREQUEST']._serialized_end=2507
+  _globals['_MODELINFO']._serialized_start=2510
+  _globals['_MODELINFO']._serialized_end=2677
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2679
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2737
+  _globals['_TOKENIZEREQUEST']._serialized_start=2739
+  _globals['_TOKENIZEREQUEST']._serialized_end=2829
+  _globals['_TOKENIZERESPONSE']._serialized_start=2831
+  _globals['_TOKENIZERESPONSE']._serialized_end=2906
+  _globals['_INFERENCESERVICE']._serialized_start=3174
+  _globals['_INFERENCESERVICE']._serialized_end=3628
 # @@protoc_insertion_point(module_scope)

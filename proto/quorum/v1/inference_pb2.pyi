@@ -474,22 +474,30 @@ class Usage(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    COMPUTED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
     """Tokens in the prompt (after the chat template, for chat)."""
     completion_tokens: _builtins.int
     """Tokens generated, over all choices."""
     cached_prompt_tokens: _builtins.int
-    """Prompt tokens served from the prefix cache instead of being computed."""
+    """Prompt tokens served from the prefix cache instead of being computed (of the first choice's prefill)."""
+    computed_prompt_tokens: _builtins.int
+    """Prompt tokens the engine computed over all choices: each of the n choices is its own engine sequence,
+    so this is prompt_tokens x n minus every choice's prefix-cache hits (choices share the prompt's full
+    KV blocks; each recomputes the part of the last block). 0 when the request was not streamed (the engine
+    then reports one choice's hits only).
+    """
     def __init__(
         self,
         *,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
         cached_prompt_tokens: _builtins.int = ...,
+        computed_prompt_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "prompt_tokens", b"prompt_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "computed_prompt_tokens", b"computed_prompt_tokens", "prompt_tokens", b"prompt_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -291,6 +291,7 @@ class ReasonRequest(_message.Message):
     CHOICES_FIELD_NUMBER: _builtins.int
     MAX_STEPS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    FREE_ARITHMETIC_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id; empty means the default model."""
     question: _builtins.str
@@ -307,6 +308,10 @@ class ReasonRequest(_message.Message):
     """Step limit of the ReAct loop. Default 6."""
     top_k: _builtins.int
     """Chunks to retrieve per search (RAG and the retrieve tool); 0 means the server default."""
+    free_arithmetic: _builtins.bool
+    """ReAct: let the calculator use any numbers. By default its expression may only combine numbers of the
+    question and of earlier tool results, each once, and a numeric final answer must be a tool result.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ChatMessage]:
         """Earlier conversation, oldest first."""
@@ -348,10 +353,11 @@ class ReasonRequest(_message.Message):
         choices: _abc.Iterable[_builtins.str] | None = ...,
         max_steps: _builtins.int = ...,
         top_k: _builtins.int = ...,
+        free_arithmetic: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "early_stopping", b"early_stopping", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "choices", b"choices", "collection", b"collection", "early_stopping", b"early_stopping", "max_steps", b"max_steps", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "strategy", b"strategy", "tools", b"tools", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "choices", b"choices", "collection", b"collection", "early_stopping", b"early_stopping", "free_arithmetic", b"free_arithmetic", "max_steps", b"max_steps", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "strategy", b"strategy", "tools", b"tools", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -366,22 +372,28 @@ class TokenUsage(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    COMPUTED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
     """Prompt tokens."""
     completion_tokens: _builtins.int
     """Generated tokens."""
     cached_prompt_tokens: _builtins.int
     """Prompt tokens served from the prefix cache."""
+    computed_prompt_tokens: _builtins.int
+    """Prompt tokens the engines computed, over every sample of every model call (samples of one call share
+    the prompt's full KV blocks). Self-consistency's prefill cost is this over one sample's prompt_tokens.
+    """
     def __init__(
         self,
         *,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
         cached_prompt_tokens: _builtins.int = ...,
+        computed_prompt_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "prompt_tokens", b"prompt_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "computed_prompt_tokens", b"computed_prompt_tokens", "prompt_tokens", b"prompt_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
