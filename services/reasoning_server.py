@@ -17,6 +17,7 @@ from quorum.cluster.dispatch import ModelDispatcher
 from quorum.cluster.telemetry import extract_context, setup_tracing
 from quorum.reasoning import Event, ReasoningLimits, ReasonRequest, default_registry, metrics, run_reasoning
 from quorum.reasoning.rag import CollectionInfo, Document, Hit, IngestResult
+from quorum.reasoning.rag.embedder import import_embedding_library
 from quorum.reasoning.retrieval import RetrieveTool
 from quorum.reasoning.tools import Tool
 
@@ -36,6 +37,9 @@ class ReasoningServer:
     """Serve deployment class (undecorated; see ``services.app``)."""
 
     def __init__(self, config: QuorumConfig, handles: dict[str, DeploymentHandle]) -> None:
+        # Import the embedding library now, on this one thread: imported lazily, it raced the router's
+        # tokenizer thread over transformers/accelerate and left a partially initialized module behind.
+        import_embedding_library()
         setup_tracing(config.telemetry, component="reasoning")
         metrics.add_sink(SINK)  # the reasoning counters reach Prometheus through Ray's metrics agent
         self._dispatcher = ModelDispatcher(config, handles)

