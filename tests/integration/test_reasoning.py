@@ -183,7 +183,7 @@ def test_deadline_stops_the_run_and_its_engine_requests(
             question="Write a long essay about numbers, then say 42.",
             strategy=rpb.STRATEGY_SELF_CONSISTENCY,
             samples=MAX_N,
-            sampling=rpb.ReasoningSampling(max_tokens=800),
+            sampling=rpb.ReasoningSampling(max_tokens=400),
             early_stopping=rpb.EarlyStopping(rule=rpb.EARLY_STOP_RULE_NONE),
         )
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
