@@ -164,16 +164,18 @@ class PrefixHits:
 
     vLLM runs each of a request's ``n`` choices as its own sequence and, in
     streaming (DELTA) mode, reports each sequence's hits on that choice's
-    outputs. Siblings share the prompt's full KV blocks (the first one to be
-    scheduled computes them), so ``computed_prompt_tokens`` is the request's
-    real prefill work: ``prompt x n`` minus every choice's hits. A FINAL_ONLY
-    request with ``n > 1`` gets one aggregate output carrying a single choice's
-    hits (the last to finish); every choice is then counted with that many.
+    outputs. ``computed_prompt_tokens`` is the request's real prefill work:
+    ``prefill_tokens`` (what the replica's shared-prefix prefill computed, see
+    :mod:`quorum.cluster.shared_prefill`) plus ``prompt x n`` minus every
+    choice's hits. A FINAL_ONLY request with ``n > 1`` gets one aggregate output
+    carrying a single choice's hits (the last to finish); every choice is then
+    counted with that many (after the shared prefill they all hit alike).
     """
 
-    def __init__(self, prompt_tokens: int, n: int) -> None:
+    def __init__(self, prompt_tokens: int, n: int, prefill_tokens: int = 0) -> None:
         self._prompt_tokens = prompt_tokens
         self._n = n
+        self._prefill_tokens = prefill_tokens
         self._hits: dict[int, int] = {}
 
     def observe(self, output: RequestOutput) -> None:
@@ -186,5 +188,5 @@ class PrefixHits:
             prompt_tokens=self._prompt_tokens,
             completion_tokens=completion_tokens,
             cached_prompt_tokens=hits[0] if hits else 0,
-            computed_prompt_tokens=sum(self._prompt_tokens - hit for hit in hits),
+            computed_prompt_tokens=self._prefill_tokens + sum(self._prompt_tokens - hit for hit in hits),
         )

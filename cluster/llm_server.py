@@ -28,6 +28,7 @@ from .engine import PrefixHits, choice_deltas, cpu_threads_bind, engine_args, sa
 from .errors import EngineUnavailable, InvalidArgument
 from .models import resolve_source
 from .prompting import PromptEncoder
+from .shared_prefill import prefill_shared_prefix
 from .telemetry import extract_context, setup_tracing, tracer
 from .tool_calls import ToolCallDecoder, constraint_for
 from .types import GenerationChunk, GenerationRequest, Message, ModelStatus
@@ -147,8 +148,13 @@ class LLMServer:
             decoder = ToolCallDecoder() if tool_grammar is not None else None
             params = sampling_params(sampling, max_tokens, request.stream)
             completion_tokens = 0
-            cached = PrefixHits(len(prompt_ids), params.n)
             try:
+                prefill = 0
+                if params.n > 1 and self._model.engine.enable_prefix_caching:
+                    block_size = engine.vllm_config.cache_config.block_size
+                    prefill = await prefill_shared_prefix(engine, prompt_ids, block_size, request.request_id)
+                    span.set_attribute("quorum.shared_prefill_tokens", prefill)
+                cached = PrefixHits(len(prompt_ids), params.n, prefill_tokens=prefill)
                 stream = engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request.request_id)
                 async for output in stream:
                     completion_tokens += sum(len(c.token_ids) for c in output.outputs)

@@ -22,76 +22,146 @@ from .request import ReasonRequest
 from .tools import FINAL_ANSWER, Tool, ToolExample, ToolOutcome
 
 REACT_SYSTEM = """You solve problems by calling tools. Reply with exactly one JSON object:
-{{"tool": <tool name>, "arguments": {{<arguments>}}}}
+{{"thought": <what the question gives and what to do>, "tool": <tool name>, "arguments": {{<arguments>}}}}
 Tools:
 {tools}
 - {final}: gives the final answer. Arguments: {{"answer": {answer}}}
 Use a tool for every calculation. After a tool result, reply with {final} and the result."""
 
 
-def _example(question: str, expression: str, result: str) -> ToolExample:
-    return ToolExample(question, {"expression": expression}, result, result)
+def _example(question: str, thought: str, expression: str, result: str) -> ToolExample:
+    return ToolExample(question, {"expression": expression}, result, result, thought)
 
 
 # A pool of worked calculator examples; each prompt shows the few most similar to its question (see
 # :func:`select_examples`). A small model copies the operation of the examples it sees, so the pool
-# covers every kind of step (x, +, -, /, three numbers, two steps) in the usual wordings.
+# covers every kind of step (x, +, -, /, three numbers, two steps) in the usual wordings. Each thought
+# names the quantities the question gives and what to do with them, in the question's own words.
 CALCULATOR_EXAMPLES = (
-    _example("A box holds 24 pencils. How many pencils are in 15 boxes?", "15 * 24", "360"),
-    _example("A parking garage has 16 levels with 45 cars on each level. How many cars are parked?", "16 * 45", "720"),
-    _example("A theater has 32 rows with 18 seats in each row. How many seats does it have?", "32 * 18", "576"),
-    _example("A bus ticket costs 6 dollars. How much do 37 tickets cost?", "37 * 6", "222"),
-    _example("A runner runs 8 km every day. How many km does she run in 21 days?", "21 * 8", "168"),
+    _example(
+        "A box holds 24 pencils. How many pencils are in 15 boxes?",
+        "24 pencils in each of 15 boxes: multiply.",
+        "15 * 24",
+        "360",
+    ),
+    _example(
+        "A parking garage has 16 levels with 45 cars on each level. How many cars are parked?",
+        "16 levels with 45 cars on each level: multiply.",
+        "16 * 45",
+        "720",
+    ),
+    _example(
+        "A theater has 32 rows with 18 seats in each row. How many seats does it have?",
+        "32 rows with 18 seats in each row: multiply.",
+        "32 * 18",
+        "576",
+    ),
+    _example(
+        "A bus ticket costs 6 dollars. How much do 37 tickets cost?",
+        "37 tickets at 6 dollars each: multiply.",
+        "37 * 6",
+        "222",
+    ),
+    _example(
+        "A runner runs 8 km every day. How many km does she run in 21 days?",
+        "8 km every day for 21 days: multiply.",
+        "21 * 8",
+        "168",
+    ),
     _example(
         "Tom has 125 marbles and his sister has 348 marbles. How many marbles do they have in total?",
+        "125 marbles and 348 marbles in total: add.",
         "125 + 348",
         "473",
     ),
-    _example("A farm has 1450 chickens and 2375 ducks. How many birds does the farm have?", "1450 + 2375", "3825"),
     _example(
-        "A zoo has 34 lions, 57 zebras and 112 birds. How many animals does it have together?", "34 + 57 + 112", "203"
+        "A farm has 1450 chickens and 2375 ducks. How many birds does the farm have?",
+        "1450 chickens and 2375 ducks are all birds: add.",
+        "1450 + 2375",
+        "3825",
+    ),
+    _example(
+        "A zoo has 34 lions, 57 zebras and 112 birds. How many animals does it have together?",
+        "34 lions, 57 zebras and 112 birds together: add all three.",
+        "34 + 57 + 112",
+        "203",
     ),
     _example(
         "On Monday 615 people visited a museum, on Tuesday 482 and on Wednesday 730. How many visitors came in all?",
+        "615, 482 and 730 visitors on three days: add all three.",
         "615 + 482 + 730",
         "1827",
     ),
-    _example("A store had 920 apples and sold 385 of them. How many apples are left?", "920 - 385", "535"),
+    _example(
+        "A store had 920 apples and sold 385 of them. How many apples are left?",
+        "920 apples at the start and 385 sold: subtract the sold from the start.",
+        "920 - 385",
+        "535",
+    ),
     _example(
         "A truck carries 3200 kg of sand and unloads 1475 kg. How many kg of sand are still on the truck?",
+        "3200 kg at the start and 1475 kg unloaded: subtract the unloaded from the start.",
         "3200 - 1475",
         "1725",
     ),
-    _example("Sara had 1200 dollars and spent 365 dollars. How many dollars does she have left?", "1200 - 365", "835"),
-    _example("A rope 156 meters long is cut into 12 equal pieces. How long is each piece in meters?", "156 / 12", "13"),
-    _example("A farmer packs 840 eggs equally into 35 boxes. How many eggs are in each box?", "840 / 35", "24"),
-    _example("Mia shares 96 candies equally among 8 friends. How many candies does each friend get?", "96 / 8", "12"),
+    _example(
+        "Sara had 1200 dollars and spent 365 dollars. How many dollars does she have left?",
+        "1200 dollars at the start and 365 spent: subtract the spent from the start.",
+        "1200 - 365",
+        "835",
+    ),
+    _example(
+        "A rope 156 meters long is cut into 12 equal pieces. How long is each piece in meters?",
+        "156 meters cut into 12 equal pieces: divide.",
+        "156 / 12",
+        "13",
+    ),
+    _example(
+        "A farmer packs 840 eggs equally into 35 boxes. How many eggs are in each box?",
+        "840 eggs packed equally into 35 boxes: divide.",
+        "840 / 35",
+        "24",
+    ),
+    _example(
+        "Mia shares 96 candies equally among 8 friends. How many candies does each friend get?",
+        "96 candies shared equally among 8 friends: divide.",
+        "96 / 8",
+        "12",
+    ),
     _example(
         "A farm has 14 pens with 9 sheep in each pen and 23 more sheep in a field. How many sheep are there?",
+        "14 pens with 9 sheep each: multiply, then add the 23 more.",
         "14 * 9 + 23",
         "149",
     ),
     _example(
         "A worker earns 15 dollars per hour for 8 hours and gets a 20 dollar bonus. How many dollars does she get?",
+        "15 dollars per hour for 8 hours: multiply, then add the 20 dollar bonus.",
         "15 * 8 + 20",
         "140",
     ),
     _example(
-        "A cook buys 30 boxes with 12 eggs in each box and uses 95 eggs. How many eggs are left?", "30 * 12 - 95", "265"
+        "A cook buys 30 boxes with 12 eggs in each box and uses 95 eggs. How many eggs are left?",
+        "30 boxes with 12 eggs each: multiply, then subtract the 95 used.",
+        "30 * 12 - 95",
+        "265",
     ),
     _example(
         "A hotel has 12 floors with 20 rooms on each floor, and 37 rooms are empty. How many rooms are taken?",
+        "12 floors with 20 rooms each: multiply, then subtract the 37 empty.",
         "12 * 20 - 37",
         "203",
     ),
     _example(
         "A child ticket costs 7 dollars and an adult ticket costs 11 dollars. "
         "How much do 5 child tickets and 3 adult tickets cost?",
+        "5 tickets at 7 dollars and 3 tickets at 11 dollars: multiply each, then add.",
         "5 * 7 + 3 * 11",
         "68",
     ),
     _example(
         "A sandwich costs 6 dollars and a juice costs 3 dollars. How much do 4 sandwiches and 7 juices cost?",
+        "4 sandwiches at 6 dollars and 7 juices at 3 dollars: multiply each, then add.",
         "4 * 6 + 7 * 3",
         "45",
     ),
@@ -242,16 +312,19 @@ def react_messages(request: ReasonRequest, tools: Sequence[Tool]) -> list[ChatTu
         for example in select_examples(request.question, EXAMPLES.get(tool.name, (tool.example,))):
             turns += [
                 ChatTurn("user", f"Question: {example.question}"),
-                ChatTurn("assistant", action_json(tool.name, example.arguments)),
+                ChatTurn("assistant", action_json(tool.name, example.arguments, example.thought)),
                 ChatTurn("user", observation(ToolOutcome(output=example.output))),
                 ChatTurn("assistant", action_json(FINAL_ANSWER, {"answer": _answer_value(example.answer, request)})),
             ]
     return [*turns, *request.messages, ChatTurn("user", f"Question: {request.question}")]
 
 
-def action_json(tool: str, arguments: Mapping[str, Any]) -> str:
-    """An action as the model writes it: ``{"tool": ..., "arguments": {...}}``."""
-    return json.dumps({"tool": tool, "arguments": dict(arguments)}, ensure_ascii=False)
+def action_json(tool: str, arguments: Mapping[str, Any], thought: str = "") -> str:
+    """An action as the model writes it: ``{"thought": ..., "tool": ..., "arguments": {...}}`` (a final
+    answer has no thought)."""
+    action: dict[str, Any] = {"thought": thought} if thought else {}
+    action |= {"tool": tool, "arguments": dict(arguments)}
+    return json.dumps(action, ensure_ascii=False)
 
 
 def observation(outcome: ToolOutcome) -> str:

@@ -130,6 +130,7 @@ class RetrieveTool:
         arguments={"query": "Orlin Bridge designer"},
         output="[1] (bridges.txt) The Orlin Bridge was designed by Mara Quell in 1911.",
         answer="Mara Quell",
+        thought="The documents should say who designed the Orlin Bridge: search for it.",
     )
 
     def __init__(self, retriever: Retriever, collection: str, top_k: int) -> None:

@@ -1,8 +1,11 @@
 """REACT: the model acts through tools, one grammar-constrained JSON action per step, until it answers.
 
 Each step is one model call decoding under the registry's tool-call schema, so
-even a 135M model writes a valid ``{"tool": ..., "arguments": {...}}``; its
-text streams as step events. A tool action is run (with the tool's timeout)
+even a 135M model writes a valid ``{"thought": ..., "tool": ..., "arguments":
+{...}}``; its text streams as step events. The thought (one line: what the
+question gives and what to do with it) comes before the call, as in ReAct; the
+worked examples' thoughts name the operation in the question's words, which
+keeps a small model from copying the examples' operation. A tool action is run (with the tool's timeout)
 and its result fed back as the next user turn; ``final_answer`` ends the run.
 The prompt shows one worked exchange per tool: call the tool for the
 arithmetic, then answer with its result. The schema enforces that order too:
@@ -40,7 +43,7 @@ from ..tools import CALCULATOR, FINAL_ANSWER, ToolOutcome, ToolRegistry
 from .common import Completion, call_tokens, final_event, step_sampling, stream_step, tokens_exhausted
 
 TEMPERATURE = 0.0
-MAX_TOKENS = 128
+MAX_TOKENS = 192  # a tool call: a thought of up to 120 characters, then the call
 
 
 class ActionError(ValueError):
@@ -51,6 +54,7 @@ class ActionError(ValueError):
 class Action:
     tool: str
     arguments: Mapping[str, Any]
+    thought: str = ""
 
     def signature(self) -> str:
         """Identifies the call for loop detection: whitespace inside string arguments does not matter."""
@@ -74,7 +78,8 @@ def parse_action(text: str, allowed: Collection[str]) -> Action:
         raise ActionError(f"there is no tool '{tool}'; use one of: {', '.join(allowed)}")
     if tool == FINAL_ANSWER and "answer" not in arguments:
         raise ActionError(f'{FINAL_ANSWER} needs the arguments {{"answer": ...}}')
-    return Action(tool, arguments)
+    thought = data.get("thought")
+    return Action(tool, arguments, thought if isinstance(thought, str) else "")
 
 
 async def run(
@@ -121,7 +126,7 @@ async def run(
             if cut is not None:  # only an unconstrained client can get here: it did not answer when told to
                 yield final_event(state, None, cut[0], samples_used=1, detail=cut[1])
                 return
-            call = action_json(action.tool, action.arguments)
+            call = action_json(action.tool, action.arguments, action.thought)
             previous = results.get(action.signature())
             if previous is not None:
                 cut = (StopReason.LOOP_DETECTED, f"step {step} repeated the call {call}")

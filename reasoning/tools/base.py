@@ -16,13 +16,16 @@ class ToolExample:
     """One worked use of a tool, shown to the model as a few-shot exchange.
 
     The model sees ``question``, answers with a call of the tool with
-    ``arguments``, is shown ``output`` and then gives ``answer`` as final answer.
+    ``arguments`` after the ``thought`` that leads to it (what the question
+    gives and what to do with it), is shown ``output`` and then gives
+    ``answer`` as final answer.
     """
 
     question: str
     arguments: Mapping[str, Any]
     output: str
     answer: str
+    thought: str
 
 
 class Tool(Protocol):

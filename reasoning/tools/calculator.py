@@ -89,6 +89,7 @@ class Calculator:
         arguments={"expression": "1234 * 5678"},
         output="7006652",
         answer="7006652",
+        thought="1234 boxes with 5678 pens in each box: multiply.",
     )
 
     async def run(self, arguments: Mapping[str, Any]) -> str:

@@ -73,13 +73,15 @@ class ToolRegistry:
     ) -> dict[str, Any]:
         """The JSON schema of one action of a model that may call the tools ``names``.
 
-        An action is ``{"tool": <name>, "arguments": {...}}``; one ``anyOf``
-        branch per tool ties each name to its own argument schema. With an
-        ``answer_schema`` a last branch
+        A tool call is ``{"thought": "...", "tool": <name>, "arguments": {...}}``;
+        one ``anyOf`` branch per tool ties each name to its own argument schema.
+        With an ``answer_schema`` a last branch
         ``{"tool": "final_answer", "arguments": {"answer": <answer_schema>}}``
         lets the model end the run; without one it must call a tool. At least
-        one branch is needed. "tool" comes first, so under constrained decoding
-        the model commits to a tool before writing its arguments. ``arguments``
+        one branch is needed. The thought (one short line saying what the
+        question gives and what to do with it, as in ReAct) comes first, then
+        "tool", so under constrained decoding the model reasons, then commits
+        to a tool, then writes its arguments. ``arguments``
         replaces the argument schema of the tools it names (e.g. a grounded
         calculator pattern for one step).
         """
@@ -92,7 +94,7 @@ class ToolRegistry:
                 "required": ["answer"],
                 "additionalProperties": False,
             }
-            branches.append(_action(FINAL_ANSWER, final_arguments))
+            branches.append(_action(FINAL_ANSWER, final_arguments, thought=False))
         if not branches:
             raise ValueError("an action schema needs a tool or an answer schema")
         return {"anyOf": branches}
@@ -126,10 +128,12 @@ def default_registry(timeout_s: float = DEFAULT_TIMEOUT_S) -> ToolRegistry:
     return ToolRegistry([Calculator(), UnitConvert()], timeout_s)
 
 
-def _action(name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"tool": {"type": "string", "enum": [name]}, "arguments": dict(arguments)},
-        "required": ["tool", "arguments"],
-        "additionalProperties": False,
-    }
+# A tool call's thought: one short line, no JSON escapes, and no "=" (a thought that starts computing
+# in prose ends up with a made-up result; the tool computes).
+THOUGHT_SCHEMA: Mapping[str, Any] = {"type": "string", "pattern": r'^[^=\n"\\]{1,120}$'}
+
+
+def _action(name: str, arguments: Mapping[str, Any], thought: bool = True) -> dict[str, Any]:
+    properties: dict[str, Any] = {"thought": dict(THOUGHT_SCHEMA)} if thought else {}
+    properties |= {"tool": {"type": "string", "enum": [name]}, "arguments": dict(arguments)}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}

@@ -113,6 +113,7 @@ class UnitConvert:
         arguments={"value": 5, "from_unit": "mile", "to_unit": "kilometer"},
         output="8.04672 kilometer",
         answer="8.04672",
+        thought="5 miles asked in kilometers: convert from mile to kilometer.",
     )
 
     async def run(self, arguments: Mapping[str, Any]) -> str:

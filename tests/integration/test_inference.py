@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import grpc
@@ -87,6 +88,30 @@ def test_n_choices(client: QuorumClient) -> None:
     assert 3 <= reply.usage.completion_tokens <= 3 * 12
     streamed = list(client.generate_stream("Once upon a time", n=3, temperature=1.0, max_tokens=12, seed=1))
     assert {c.index for m in streamed for c in m.choices} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_n_choices_share_one_prefill_of_a_cold_prompt(
+    client: QuorumClient, cluster: RunningCluster, stream: bool
+) -> None:
+    # A prompt no earlier request sent: the replica prefills its whole KV blocks once, then every choice
+    # finds them in the prefix cache and computes only the prompt's last, partial block.
+    prompt = f"Report {uuid.uuid4().hex} ({'streamed' if stream else 'whole'}). " + " ".join(
+        f"Line {i}: the reading was {i * 7} units." for i in range(40)
+    )
+    if stream:
+        usage = [
+            m.usage
+            for m in client.generate_stream(prompt, n=MAX_N, temperature=1.0, max_tokens=2)
+            if m.HasField("usage")
+        ][-1]
+    else:
+        usage = client.generate(prompt, n=MAX_N, temperature=1.0, max_tokens=2).usage
+    block = cluster.config.models[0].engine.block_size or 32
+    tail = usage.prompt_tokens - (usage.prompt_tokens - 1) // block * block
+    assert usage.prompt_tokens > 8 * block
+    assert usage.cached_prompt_tokens == usage.prompt_tokens - tail
+    assert usage.computed_prompt_tokens == usage.prompt_tokens + (MAX_N - 1) * tail
 
 
 def test_seed_makes_sampling_reproducible(client: QuorumClient) -> None:

@@ -41,3 +41,11 @@ def test_an_aggregate_output_applies_its_hits_to_every_choice() -> None:
 
 def test_no_output_yet_counts_the_whole_prompt_per_choice() -> None:
     assert PrefixHits(prompt_tokens=10, n=2).usage(completion_tokens=0).computed_prompt_tokens == 20
+
+
+def test_the_shared_prefill_is_added_to_the_choices_work() -> None:
+    # After the replica prefilled the 64 shareable tokens, all four choices hit them and compute the tail.
+    hits = PrefixHits(prompt_tokens=87, n=4, prefill_tokens=64)
+    for index in range(4):
+        hits.observe(output([index], 64))
+    assert hits.usage(completion_tokens=4).computed_prompt_tokens == 64 + 4 * 23

@@ -84,7 +84,7 @@ class FakeTool:
 
     description = "test tool"
     parameters: Mapping[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
-    example = ToolExample("q", {}, "out", "answer")
+    example = ToolExample("q", {}, "out", "answer", "think")
 
     def __init__(self, name: str, behaviour: str) -> None:
         self.name = name

@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ from quorum.reasoning.request import Budget, ReasonRequest, Strategy
 from quorum.reasoning.strategies.react import ActionError, parse_action
 from quorum.reasoning.tools import FINAL_ANSWER, ToolRegistry, default_registry
 from quorum.reasoning.tools.calculator import evaluate, format_number
+from quorum.reasoning.tools.registry import THOUGHT_SCHEMA
 
 from .fakes import ANSWER, CALCULATE, FakeTool, ScriptedClient, action, reply
 from .helpers import of_type, reason
@@ -57,7 +59,11 @@ def test_prompt_shows_worked_calculator_exchanges_most_alike_last() -> None:
     for index, example in enumerate(examples):
         question, call, result, answer = shots[4 * index : 4 * index + 4]
         assert question.content == f"Question: {example.question}"
-        assert json.loads(call.content) == {"tool": "calculator", "arguments": dict(example.arguments)}
+        assert json.loads(call.content) == {
+            "thought": example.thought,
+            "tool": "calculator",
+            "arguments": dict(example.arguments),
+        }
         assert result.content == f"Result: {example.output}"
         assert json.loads(answer.content) == {"tool": FINAL_ANSWER, "arguments": {"answer": int(example.answer)}}
     # "boxes with ... pens in each": the closest example, a product, sits right before the question
@@ -70,6 +76,12 @@ def test_calculator_examples_are_right_and_cover_every_operation() -> None:
         assert format_number(evaluate(example.arguments["expression"])) == example.output == example.answer
     operators = {op for example in CALCULATOR_EXAMPLES for op in "+-*/" if op in example.arguments["expression"]}
     assert operators == set("+-*/")
+    # each shown thought is one the action grammar admits
+    for example in (
+        *CALCULATOR_EXAMPLES,
+        *(default_registry().get(name).example for name in default_registry().names()),
+    ):
+        assert re.fullmatch(THOUGHT_SCHEMA["pattern"].strip("^$"), example.thought), example.thought
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,11 @@ from quorum.reasoning.tools.registry import MAX_OUTPUT_CHARS
 
 from .fakes import FakeTool
 
-CALL = {"tool": "calculator", "arguments": {"expression": "1234 * 5678"}}
+CALL = {
+    "thought": "1234 boxes of 5678 pens: multiply.",
+    "tool": "calculator",
+    "arguments": {"expression": "1234 * 5678"},
+}
 ANSWER = {"tool": FINAL_ANSWER, "arguments": {"answer": 7006652}}
 
 
@@ -39,8 +43,10 @@ def test_tool_call_schema_ties_each_tool_to_its_arguments() -> None:
     calculator, final = schema["anyOf"]
     assert calculator["properties"]["tool"] == {"type": "string", "enum": ["calculator"]}
     assert calculator["properties"]["arguments"] == registry.get("calculator").parameters
-    assert list(calculator["properties"]) == ["tool", "arguments"]  # the tool name is decoded first
-    assert calculator["required"] == ["tool", "arguments"]
+    # decoded in this order: the thought, the tool name, its arguments
+    assert list(calculator["properties"]) == ["thought", "tool", "arguments"]
+    assert calculator["required"] == ["thought", "tool", "arguments"]
+    assert list(final["properties"]) == ["tool", "arguments"]  # an answer needs no thought
     assert calculator["additionalProperties"] is False
     assert final["properties"]["tool"]["enum"] == [FINAL_ANSWER]
     assert final["properties"]["arguments"]["properties"]["answer"] == {"type": "number"}
@@ -68,15 +74,24 @@ def test_the_schema_compiles_to_a_grammar_that_accepts_exactly_valid_actions() -
     registry = default_registry()
     schema = registry.tool_call_schema(registry.names(), answer_json_schema(AnswerFormat.NUMBER))
     grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema))
-    convert = {"tool": "unit_convert", "arguments": {"value": 5, "from_unit": "mile", "to_unit": "kilometer"}}
+    convert = {
+        "thought": "5 miles asked in km: convert.",
+        "tool": "unit_convert",
+        "arguments": {"value": 5, "from_unit": "mile", "to_unit": "kilometer"},
+    }
     for action in (CALL, ANSWER, convert):
         assert accepts(grammar, json.dumps(action))
+    think = "Two numbers: multiply."
     for action in (
-        {"tool": "calculator", "arguments": {"expression": "__import__('os')"}},
-        {"tool": "calculator", "arguments": {"answer": 5}},
+        {"thought": think, "tool": "calculator", "arguments": {"expression": "__import__('os')"}},
+        {"thought": think, "tool": "calculator", "arguments": {"answer": 5}},
+        {"tool": "calculator", "arguments": {"expression": "1"}},  # no thought
+        {"thought": "2 * 3 = 6, so 6.", "tool": "calculator", "arguments": {"expression": "2 * 3"}},  # computes
+        {"thought": "x" * 121, "tool": "calculator", "arguments": {"expression": "1"}},  # too long
+        {"thought": think, "tool": FINAL_ANSWER, "arguments": {"answer": 5}},
         {"tool": FINAL_ANSWER, "arguments": {"answer": "seven"}},
-        {"tool": "shell", "arguments": {}},
-        {"arguments": {"expression": "1"}, "tool": "calculator"},
+        {"thought": think, "tool": "shell", "arguments": {}},
+        {"tool": "calculator", "thought": think, "arguments": {"expression": "1"}},
     ):
         assert not accepts(grammar, json.dumps(action))
 
