@@ -20,7 +20,7 @@ from quorum.cluster.types import ModelStatus
 from quorum.services.client import QuorumClient
 from quorum.services.local import LocalCluster
 
-MAX_MODEL_LEN = 1024
+MAX_MODEL_LEN = 2048  # the shipped default: a ReAct step (worked examples + 192 tokens) needs over 1024
 MAX_N = 4
 SECOND_MODEL = "smollm2-short"
 SECOND_MAX_LEN = 256
