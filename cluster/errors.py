@@ -30,6 +30,10 @@ class InvalidArgument(QuorumError):
         return (type(self), (self.field, self.problem))
 
 
+class ContextOverflow(InvalidArgument):
+    """The prompt alone fills the model's context (max_model_len): nothing is left to generate."""
+
+
 class ModelNotFound(QuorumError):
     """The request names a model the cluster does not serve."""
 

@@ -140,8 +140,11 @@ class LLMServer:
                 self._default_max_tokens,
                 self._model.engine.max_model_len,
                 self._model.id,
+                fit=request.sampling.fit_context,
             )
             sampling = request.sampling
+            if sampling.min_tokens > max_tokens:  # only with fit_context: the room left is below min_tokens
+                sampling = replace(sampling, min_tokens=max_tokens)
             tool_grammar = constraint_for(request.tools, request.tool_choice)
             if tool_grammar is not None:
                 sampling = replace(sampling, constraint=tool_grammar, logprobs=None)

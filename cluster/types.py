@@ -71,6 +71,7 @@ class SamplingOptions:
     min_tokens: int = 0
     logprobs: int | None = None
     constraint: OutputConstraint | None = None
+    fit_context: bool = False  # lower max_tokens to the room the prompt leaves instead of rejecting it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from .errors import InvalidArgument
+from .errors import ContextOverflow, InvalidArgument
 from .types import Message, SamplingOptions
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
@@ -96,11 +96,18 @@ def check_messages(messages: tuple[Message, ...], max_chars: int) -> None:
 
 
 def check_context(
-    prompt_tokens: int, max_tokens: int | None, default_max_tokens: int, max_model_len: int, model_id: str
+    prompt_tokens: int,
+    max_tokens: int | None,
+    default_max_tokens: int,
+    max_model_len: int,
+    model_id: str,
+    *,
+    fit: bool = False,
 ) -> int:
-    """Return the max_tokens to use, or raise if the prompt or the request does not fit the context."""
+    """Return the max_tokens to use, or raise if the prompt or the request does not fit the context.
+    With ``fit`` a ``max_tokens`` larger than the room left is lowered to it (the prompt must still fit)."""
     if prompt_tokens >= max_model_len:
-        raise InvalidArgument(
+        raise ContextOverflow(
             "prompt",
             f"is {prompt_tokens} tokens; model '{model_id}' has a context of {max_model_len} tokens "
             "(max_model_len) for prompt and answer together: shorten the prompt",
@@ -108,6 +115,8 @@ def check_context(
     room = max_model_len - prompt_tokens
     if max_tokens is None:
         return min(default_max_tokens, room)
+    if max_tokens > room and fit:
+        return room
     if max_tokens > room:
         raise InvalidArgument(
             "sampling.max_tokens",

@@ -30,6 +30,7 @@ class StopReason(StrEnum):
     MAX_STEPS = "max_steps"  # ReAct used max_steps model calls without a final answer
     LOOP_DETECTED = "loop_detected"  # ReAct repeated a tool call with the same arguments
     NO_ANSWER = "no_answer"  # the model finished but no answer could be extracted
+    CONTEXT_FULL = "context_full"  # the conversation filled the model's context before an answer
 
 
 @dataclass(frozen=True)

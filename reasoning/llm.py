@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .errors import ReasoningInputError
+
 
 @dataclass(frozen=True)
 class ChatTurn:
@@ -29,6 +31,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
     n: int = 1
     json_schema: str | None = None  # grammar-constrained decoding when set
+    fit_context: bool = False  # lower max_tokens to the room the prompt leaves in the model's context
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,20 @@ class StreamChunk:
     usage: TokenUsage | None = None
 
 
+class ContextFullError(ReasoningInputError):
+    """``chat_stream`` raises it when the messages alone fill the model's context (max_model_len).
+
+    Before a run's first model call it is the request's fault (INVALID_ARGUMENT on ``messages``); a
+    multi-step strategy whose own turns filled the context ends with ``StopReason.CONTEXT_FULL`` instead.
+    """
+
+    def __init__(self, problem: str, field: str = "messages") -> None:
+        super().__init__(field, problem)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.problem, self.field))
+
+
 class LLMClient(Protocol):
     """Streams chat completions from a served model.
 
@@ -74,6 +91,8 @@ class LLMClient(Protocol):
     - Closing the iterator early (``aclose()``, or cancelling the consuming task)
       aborts the engine request, including samples that have not finished: this
       is how early stopping saves work.
+    - ``sampling.fit_context`` lowers ``max_tokens`` to the room the messages leave in the
+      model's context; messages that fill it raise :class:`ContextFullError`.
     - Errors are raised as exceptions carrying a user-actionable message.
     """
 

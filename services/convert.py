@@ -60,6 +60,7 @@ def sampling_from_proto(params: pb.SamplingParams) -> SamplingOptions:
         min_tokens=params.min_tokens,
         logprobs=params.logprobs if params.HasField("logprobs") else None,
         constraint=constraint,
+        fit_context=params.fit_context,
     )
 
 

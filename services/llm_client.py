@@ -12,9 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from quorum.cluster.dispatch import ModelDispatcher
+from quorum.cluster.errors import ContextOverflow
 from quorum.cluster.telemetry import inject_context
 from quorum.cluster.types import GenerationRequest, Message, OutputConstraint, SamplingOptions
-from quorum.reasoning.llm import ChatTurn, SampleDelta, Sampling, StreamChunk, TokenUsage
+from quorum.reasoning.llm import ChatTurn, ContextFullError, SampleDelta, Sampling, StreamChunk, TokenUsage
 
 
 def _options(sampling: Sampling) -> SamplingOptions:
@@ -27,6 +28,7 @@ def _options(sampling: Sampling) -> SamplingOptions:
         stop=sampling.stop,
         n=sampling.n,
         constraint=constraint,
+        fit_context=sampling.fit_context,
     )
 
 
@@ -68,5 +70,9 @@ class DispatcherLLMClient:
                         computed_prompt_tokens=chunk.usage.computed_prompt_tokens,
                     )
                 yield StreamChunk(deltas=deltas, usage=usage)
+        except ContextOverflow as error:
+            raise ContextFullError(
+                f"with the strategy's instructions, worked examples and the question, the prompt {error.problem}"
+            ) from None
         finally:
             await stream.aclose()

@@ -42,7 +42,9 @@ def step_sampling(
 ) -> Sampling:
     """Decoding settings for a call of ``n`` samples: overrides win over the strategy defaults
     (``temperature``, ``max_tokens`` per sample), and the samples together cannot exceed the
-    remaining token budget. The caller makes sure at least one token per sample remains.
+    remaining token budget. The caller makes sure at least one token per sample remains. A call
+    whose prompt leaves less room in the model's context than ``max_tokens`` gets that room
+    (``fit_context``; see :func:`cut_by_context`).
     """
     overrides = request.sampling
     return Sampling(
@@ -52,6 +54,23 @@ def step_sampling(
         seed=overrides.seed,
         n=n,
         json_schema=json_schema,
+        fit_context=True,
+    )
+
+
+def cut_by_context(completion: Completion, sampling: Sampling) -> bool:
+    """True when a single-sample call stopped at the end of the model's context: cut off ("length")
+    before its ``max_tokens``, which ``fit_context`` lowered to the room the prompt left."""
+    usage = completion.usage
+    return completion.finish_reason == "length" and usage is not None and usage.completion_tokens < sampling.max_tokens
+
+
+def context_full(completion: Completion) -> str:
+    """The final event's detail for a run that filled the model's context."""
+    usage = completion.usage or TokenUsage()
+    return (
+        f"the conversation ({usage.prompt_tokens} prompt + {usage.completion_tokens} generated tokens) "
+        "filled the model's context (max_model_len)"
     )
 
 
@@ -125,8 +144,9 @@ async def single_pass(
 ) -> AsyncIterator[Event]:
     """One model call whose text streams as step 1 and holds the answer (direct and chain-of-thought).
 
-    Final: ANSWERED with the extracted answer; BUDGET_TOKENS when the text was
-    cut off because the token budget, not the per-call limit, ran out; else NO_ANSWER.
+    Final: ANSWERED with the extracted answer; CONTEXT_FULL when the text was cut
+    off by the end of the model's context; BUDGET_TOKENS when it was cut off
+    because the token budget, not the per-call limit, ran out; else NO_ANSWER.
     """
     sampling = step_sampling(request, state, temperature=temperature, max_tokens=max_tokens)
     completion = Completion()
@@ -141,6 +161,8 @@ async def single_pass(
             span.set_attribute("quorum.answer", answer)
     if answer is not None:
         yield final_event(state, answer, StopReason.ANSWERED, samples_used=1)
+    elif cut_by_context(completion, sampling):
+        yield final_event(state, None, StopReason.CONTEXT_FULL, samples_used=1, detail=context_full(completion))
     elif completion.finish_reason == "length" and sampling.max_tokens < call_tokens(request, max_tokens):
         yield final_event(state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state))
     else:

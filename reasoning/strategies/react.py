@@ -17,8 +17,10 @@ The loop is cut when the model repeats a call with the same arguments
 (BUDGET_TOOL_CALLS). A cut run gets one more step, decoded under a schema that
 only allows ``final_answer`` and shown the earlier result, so it still ends
 with an answer when it can; the final event keeps the cut's stop reason. The
-run also ends after ``max_steps`` model calls (MAX_STEPS) or when the token
-budget runs out (BUDGET_TOKENS).
+run also ends after ``max_steps`` model calls (MAX_STEPS), when the token
+budget runs out (BUDGET_TOKENS), or when its turns fill the model's context
+(CONTEXT_FULL). A step whose prompt leaves less room in the context than its
+token limit gets that room, so a model with a short context still runs.
 """
 
 from __future__ import annotations
@@ -34,13 +36,22 @@ from opentelemetry.trace import Span, Status, StatusCode
 from ..answers import AnswerFormat, answer_json_schema, extract_answer
 from ..events import Event, StopReason, ToolCallEvent, ToolResultEvent
 from ..grounding import answer_schema, expression_schema, grounded_numbers
-from ..llm import ChatTurn, LLMClient
+from ..llm import ChatTurn, ContextFullError, LLMClient
 from ..prompts import action_json, observation, react_messages
 from ..request import ReasonRequest
 from ..state import RunState
 from ..telemetry import ending, start_span
 from ..tools import CALCULATOR, FINAL_ANSWER, ToolOutcome, ToolRegistry
-from .common import Completion, call_tokens, final_event, step_sampling, stream_step, tokens_exhausted
+from .common import (
+    Completion,
+    call_tokens,
+    context_full,
+    cut_by_context,
+    final_event,
+    step_sampling,
+    stream_step,
+    tokens_exhausted,
+)
 
 TEMPERATURE = 0.0
 MAX_TOKENS = 192  # a tool call: a thought of up to 120 characters, then the call
@@ -100,12 +111,23 @@ async def run(
         completion = Completion()
         with ending(start_span("reason.step", state.span, {"quorum.step": step})) as span:
             model_call = stream_step(client, request.model, messages, sampling, state, span, step, completion)
-            async with aclosing(model_call) as steps:
-                async for event in steps:
-                    yield event
+            try:
+                async with aclosing(model_call) as steps:
+                    async for event in steps:
+                        yield event
+            except ContextFullError as error:
+                if step == 1:  # the request's own messages do not fit: INVALID_ARGUMENT
+                    raise
+                yield final_event(state, None, StopReason.CONTEXT_FULL, samples_used=1, detail=error.problem)
+                return
             try:
                 action = parse_action(completion.text, allowed)
             except ActionError as error:
+                if cut_by_context(completion, sampling):
+                    yield final_event(
+                        state, None, StopReason.CONTEXT_FULL, samples_used=1, detail=context_full(completion)
+                    )
+                    return
                 if completion.finish_reason == "length" and sampling.max_tokens < call_tokens(request, MAX_TOKENS):
                     yield final_event(
                         state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state)

@@ -205,6 +205,22 @@ async def test_async_client_streams_concurrently(cluster: RunningCluster) -> Non
         assert "Paris" in "".join(c.text for m in chunks for c in m.choices)
 
 
+def test_fit_context_lowers_max_tokens_to_the_room_the_prompt_leaves(client: QuorumClient) -> None:
+    prompt = "Count the words:" + " word" * 200
+    used = len(client.tokenize(prompt=prompt, model=SECOND_MODEL).token_ids)
+    room = SECOND_MAX_LEN - used
+    assert 0 < room < SECOND_MAX_LEN // 2
+    with pytest.raises(grpc.RpcError) as info:  # without fit_context: rejected, naming the room
+        client.generate(prompt, model=SECOND_MODEL, max_tokens=SECOND_MAX_LEN)
+    assert f"ask for at most {room}" in (info.value.details() or "")
+    # min_tokens above the room is lowered too, so the answer fills the context exactly
+    reply = client.generate(
+        prompt, model=SECOND_MODEL, max_tokens=SECOND_MAX_LEN, min_tokens=SECOND_MAX_LEN, fit_context=True
+    )
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (used, room)
+    assert reply.choices[0].finish_reason == pb.FINISH_REASON_LENGTH
+
+
 @pytest.mark.parametrize(
     ("call", "code", "needle"),
     [

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
 import pytest
 
+from quorum.reasoning.llm import ChatTurn
+from quorum.reasoning.prompts import react_messages
+from quorum.reasoning.request import ReasonRequest, Strategy
+from quorum.reasoning.tools import default_registry
+from quorum.services.client import QuorumClient
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 
-from .conftest import MAX_N, RunningCluster, wait_for
+from .conftest import MAX_MODEL_LEN, MAX_N, SECOND_MODEL, RunningCluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +142,16 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "budget.max_tokens",
         ),
         ({"question": "hi", "model": "nope"}, grpc.StatusCode.NOT_FOUND, "nope"),
+        (  # the worked examples alone exceed the short model's context
+            {
+                "question": "What is 2 + 3?",
+                "strategy": rpb.STRATEGY_REACT,
+                "tools": ["calculator"],
+                "model": SECOND_MODEL,
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "messages: with the strategy's instructions, worked examples and the question, the prompt is",
+        ),
         (
             {"question": "hi", "messages": [pb.ChatMessage(role="robot", content="x")]},
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -172,6 +188,41 @@ def test_bad_reason_requests_get_precise_statuses(
     assert info.value.code() == code
     assert needle in (info.value.details() or "")
     assert run(stub, question="What is 1 + 1?", strategy=rpb.STRATEGY_DIRECT)[-1].HasField("final")
+
+
+def test_a_react_step_gets_the_room_left_in_the_context_and_a_full_context_ends_the_run(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub, client: QuorumClient
+) -> None:
+    """Prior messages leave the first step fewer tokens than its 192-token limit: the step runs with the
+    room left (it used to fail with INVALID_ARGUMENT on sampling.max_tokens), is cut off by the end of
+    the context, and the run ends with CONTEXT_FULL."""
+    question = "A shop has 1234 boxes with 5678 pens in each box. How many pens are there?"
+    request = ReasonRequest(question=question, strategy=Strategy.REACT, tools=("calculator",))
+
+    def prompt_tokens(words: int) -> int:
+        notes = ChatTurn("user", "Notes:" + " word" * words)
+        turns = react_messages(replace(request, messages=(notes,)), [default_registry().get("calculator")])
+        return len(client.tokenize(messages=[(t.role, t.content) for t in turns]).token_ids)
+
+    room = 12  # far less than an action needs (its JSON alone is over 20 tokens)
+    words = 1000
+    for _ in range(4):  # one " word" is one token, give or take the boundary
+        words += MAX_MODEL_LEN - room - prompt_tokens(words)
+    used = prompt_tokens(words)
+    assert 0 < MAX_MODEL_LEN - used <= 2 * room
+    events = run(
+        stub,
+        question=question,
+        strategy=rpb.STRATEGY_REACT,
+        tools=["calculator"],
+        messages=[pb.ChatMessage(role="user", content="Notes:" + " word" * words)],
+    )
+    final = events[-1].final
+    assert final.stop_reason == rpb.STOP_REASON_CONTEXT_FULL
+    assert final.answer == ""
+    assert final.usage.prompt_tokens == used
+    assert final.usage.prompt_tokens + final.usage.completion_tokens == MAX_MODEL_LEN
+    assert "filled the model's context" in final.detail
 
 
 def test_deadline_stops_the_run_and_its_engine_requests(

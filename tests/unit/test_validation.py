@@ -1,6 +1,6 @@
 import pytest
 
-from quorum.cluster.errors import InvalidArgument
+from quorum.cluster.errors import ContextOverflow, InvalidArgument
 from quorum.cluster.types import Message, OutputConstraint, SamplingOptions
 from quorum.cluster.validation import check_context, check_messages, check_prompt, check_sampling
 
@@ -53,5 +53,12 @@ def test_context_fits_or_explains() -> None:
     assert check_context(10, 90, 16, 100, "m") == 90
     with pytest.raises(InvalidArgument, match=r"sampling\.max_tokens: 91 does not fit.*at most 90"):
         check_context(10, 91, 16, 100, "m")
-    with pytest.raises(InvalidArgument, match=r"prompt: is 100 tokens.*shorten the prompt"):
+    with pytest.raises(ContextOverflow, match=r"prompt: is 100 tokens.*shorten the prompt"):
         check_context(100, None, 16, 100, "m")
+
+
+def test_fit_lowers_max_tokens_to_the_room_left() -> None:
+    assert check_context(10, 500, 16, 100, "m", fit=True) == 90
+    assert check_context(10, 50, 16, 100, "m", fit=True) == 50
+    with pytest.raises(ContextOverflow, match=r"prompt: is 100 tokens"):  # nothing left to fit into
+        check_context(100, 500, 16, 100, "m", fit=True)

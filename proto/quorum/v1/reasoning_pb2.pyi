@@ -138,6 +138,8 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     """The ReAct loop repeated the same tool call."""
     STOP_REASON_NO_ANSWER: _StopReason.ValueType  # 8
     """No answer could be extracted."""
+    STOP_REASON_CONTEXT_FULL: _StopReason.ValueType  # 9
+    """The run's conversation filled the model's context (max_model_len) before it answered."""
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a run ended."""
@@ -160,6 +162,8 @@ STOP_REASON_LOOP_DETECTED: StopReason.ValueType  # 7
 """The ReAct loop repeated the same tool call."""
 STOP_REASON_NO_ANSWER: StopReason.ValueType  # 8
 """No answer could be extracted."""
+STOP_REASON_CONTEXT_FULL: StopReason.ValueType  # 9
+"""The run's conversation filled the model's context (max_model_len) before it answered."""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 @_typing.final

@@ -28,9 +28,10 @@ class ScriptedClient:
     """Plays one script (a list of chunks) per ``chat_stream`` call, in order; records each call.
 
     With ``stall_after`` the stream hangs after that many chunks, so a time budget runs out mid-stream.
+    A script that is an exception is raised by its call instead.
     """
 
-    scripts: list[list[StreamChunk]]
+    scripts: list[list[StreamChunk] | Exception]
     stall_after: int | None = None
     calls: list[Call] = field(default_factory=list)
 
@@ -41,6 +42,8 @@ class ScriptedClient:
         call = Call(list(messages), sampling)
         self.calls.append(call)
         script = self.scripts.pop(0)
+        if isinstance(script, Exception):
+            raise script
         try:
             for position, chunk in enumerate(script):
                 if position == self.stall_after:

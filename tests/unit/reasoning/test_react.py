@@ -6,7 +6,7 @@ import pytest
 
 from quorum.reasoning.answers import AnswerFormat
 from quorum.reasoning.events import StepEvent, StopReason, ToolCallEvent, ToolResultEvent
-from quorum.reasoning.llm import TokenUsage
+from quorum.reasoning.llm import ContextFullError, TokenUsage
 from quorum.reasoning.prompts import CALCULATOR_EXAMPLES, SHOWN_EXAMPLES, react_messages, select_examples
 from quorum.reasoning.request import Budget, ReasonRequest, Strategy
 from quorum.reasoning.strategies.react import ActionError, parse_action
@@ -191,6 +191,36 @@ async def test_token_budget_cuts_an_action_short() -> None:
     _, final = await reason(replace(REACT, budget=Budget(max_tokens=30)), client)
     assert client.calls[1].sampling.max_tokens == 10
     assert final.stop_reason is StopReason.BUDGET_TOKENS
+
+
+async def test_steps_ask_for_the_room_left_in_the_context() -> None:
+    client = ScriptedClient([reply(CALCULATE), reply(ANSWER)])
+    await reason(REACT, client)
+    assert all(call.sampling.fit_context for call in client.calls)
+
+
+async def test_an_action_cut_off_by_the_context_ends_the_run_as_context_full() -> None:
+    # the engine lowered max_tokens to the 12 tokens the prompt left: the reply stops short of the limit
+    full = TokenUsage(prompt_tokens=2036, completion_tokens=12)
+    client = ScriptedClient([reply(CALCULATE), reply('{"tool": "final_', finish_reason="length", usage=full)])
+    _, final = await reason(REACT, client)
+    assert (final.answer, final.stop_reason) == (None, StopReason.CONTEXT_FULL)
+    assert "2036 prompt + 12 generated tokens" in final.detail
+    assert len(client.calls) == 2  # not fed back to the model: there is no room for another try
+
+
+async def test_turns_that_fill_the_context_end_the_run_as_context_full() -> None:
+    problem = "is 2050 tokens; model 'm' has a context of 2048 tokens"
+    client = ScriptedClient([reply(CALCULATE), ContextFullError(problem)])
+    events, final = await reason(REACT, client)
+    assert len(of_type(events, ToolResultEvent)) == 1  # the first step's work is still reported
+    assert (final.answer, final.stop_reason, final.detail) == (None, StopReason.CONTEXT_FULL, problem)
+
+
+async def test_a_question_that_fills_the_context_is_the_requests_error() -> None:
+    client = ScriptedClient([ContextFullError("is 2050 tokens; model 'm' has a context of 2048 tokens")])
+    with pytest.raises(ContextFullError, match=r"^messages: is 2050 tokens"):
+        await reason(REACT, client)
 
 
 async def test_unusable_replies_are_fed_back() -> None:

@@ -2,8 +2,9 @@ from dataclasses import replace
 
 from quorum.reasoning.answers import AnswerFormat
 from quorum.reasoning.events import StepEvent, StopReason
-from quorum.reasoning.llm import ChatTurn
+from quorum.reasoning.llm import ChatTurn, TokenUsage
 from quorum.reasoning.request import Budget, ReasonRequest, SamplingOverrides, Strategy
+from quorum.reasoning.strategies import chain_of_thought
 
 from .fakes import USAGE, ScriptedClient, reply
 from .helpers import of_type, reason
@@ -69,9 +70,20 @@ async def test_cut_off_by_the_token_budget() -> None:
 
 
 async def test_cut_off_by_the_per_call_limit_is_no_answer() -> None:
-    client = ScriptedClient([reply("Let me think about", finish_reason="length")])
+    at_limit = TokenUsage(prompt_tokens=100, completion_tokens=chain_of_thought.MAX_TOKENS)
+    client = ScriptedClient([reply("Let me think about", finish_reason="length", usage=at_limit)])
     _, final = await reason(COT, client)
     assert final.stop_reason is StopReason.NO_ANSWER
+
+
+async def test_cut_off_by_the_end_of_the_context() -> None:
+    # fit_context: the engine lowered max_tokens to the 40 tokens the long conversation left
+    short = TokenUsage(prompt_tokens=2008, completion_tokens=40)
+    client = ScriptedClient([reply("Let me think about", finish_reason="length", usage=short)])
+    _, final = await reason(COT, client)
+    assert client.calls[0].sampling.fit_context
+    assert (final.answer, final.stop_reason) == (None, StopReason.CONTEXT_FULL)
+    assert "2008 prompt + 40 generated tokens" in final.detail
 
 
 async def test_choice_answers() -> None:
