@@ -115,9 +115,9 @@ def check_context(
     room = max_model_len - prompt_tokens
     if max_tokens is None:
         return min(default_max_tokens, room)
-    if max_tokens > room and fit:
-        return room
     if max_tokens > room:
+        if fit:
+            return room
         raise InvalidArgument(
             "sampling.max_tokens",
             f"{max_tokens} does not fit: the prompt uses {prompt_tokens} of the {max_model_len}-token context "
