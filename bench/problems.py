@@ -12,6 +12,11 @@ templates take turns (problem ``i`` uses template ``i % len(TEMPLATES)``, so any
 
 Every answer is a positive integer, and every question ends with "How many ... ?"
 or "How much ... ?" so an answer is a single number.
+
+``generate(count, seed, level="easy")`` draws from :data:`EASY_TEMPLATES` instead:
+one step on numbers under 20 (a sum, a difference, a small product), the level
+where the embedded 135M model answers some problems right by itself, so
+self-consistency and early stopping have votes to work with.
 """
 
 from __future__ import annotations
@@ -136,10 +141,52 @@ TEMPLATES: tuple[Template, ...] = (
 )
 
 
-def generate(count: int, seed: int = 0) -> list[Problem]:
-    """``count`` problems, deterministic for ``seed``; templates take turns."""
+def _easy_sum(rng: random.Random) -> Problem:
+    apples, more = rng.randint(2, 9), rng.randint(2, 9)
+    return Problem(
+        f"Tom has {apples} apples and buys {more} more apples. How many apples does Tom have now?",
+        apples + more,
+        "easy_sum",
+    )
+
+
+def _easy_difference(rng: random.Random) -> Problem:
+    cookies = rng.randint(8, 19)
+    eaten = rng.randint(2, cookies - 2)
+    return Problem(
+        f"Sam has {cookies} cookies and eats {eaten} of them. How many cookies are left?",
+        cookies - eaten,
+        "easy_difference",
+    )
+
+
+def _easy_product(rng: random.Random) -> Problem:
+    boxes, pens = rng.randint(2, 6), rng.randint(2, 6)
+    return Problem(
+        f"There are {boxes} boxes with {pens} pens in each box. How many pens are there?",
+        boxes * pens,
+        "easy_product",
+    )
+
+
+def _easy_group(rng: random.Random) -> Problem:
+    boys, girls = rng.randint(3, 12), rng.randint(3, 12)
+    return Problem(
+        f"A class has {boys} boys and {girls} girls. How many children are in the class?",
+        boys + girls,
+        "easy_group",
+    )
+
+
+EASY_TEMPLATES: tuple[Template, ...] = (_easy_sum, _easy_difference, _easy_product, _easy_group)
+LEVELS: dict[str, tuple[Template, ...]] = {"standard": TEMPLATES, "easy": EASY_TEMPLATES}
+
+
+def generate(count: int, seed: int = 0, level: str = "standard") -> list[Problem]:
+    """``count`` problems of ``level`` (see :data:`LEVELS`), deterministic for ``seed``; templates take turns."""
     rng = random.Random(seed)
-    return [TEMPLATES[i % len(TEMPLATES)](rng) for i in range(count)]
+    templates = LEVELS[level]
+    return [templates[i % len(templates)](rng) for i in range(count)]
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ from quorum.v1 import inference_pb2 as ipb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 
-from .problems import Problem, generate
+from .problems import LEVELS, Problem, generate
 
 if TYPE_CHECKING:
     from quorum.v1.reasoning_pb2_grpc import ReasoningServiceAsyncStub
@@ -267,7 +267,7 @@ async def benchmark(target: str, problems: list[Problem], args: argparse.Namespa
     k = args.samples
     async with grpc.aio.insecure_channel(target) as channel:
         stub = reasoning_pb2_grpc.ReasoningServiceStub(channel)
-        warmup = generate(2, seed=args.seed + WARMUP_SEED_OFFSET)
+        warmup = generate(2, seed=args.seed + WARMUP_SEED_OFFSET, level=args.level)
         if args.react_only:
             await run_phase(stub, REACT, "warm-up react", warmup[:1], args, 1, console)
             return [await run_phase(stub, REACT, "ReAct + calculator", problems, args, args.concurrency, console)]
@@ -374,7 +374,9 @@ def cost(phases: dict[str, Phase]) -> Cost:
 
 
 def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace) -> Cost:
-    table = Table(title=f"reasoning strategies on {args.problems} arithmetic word problems (seed {args.seed})")
+    table = Table(
+        title=f"reasoning strategies on {args.problems} {args.level} arithmetic word problems (seed {args.seed})"
+    )
     table.add_column("strategy", justify="left")
     for column in (
         "accuracy",
@@ -501,6 +503,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--problems", type=int, default=20, help="word problems per strategy")
     parser.add_argument("--seed", type=int, default=0, help="problem generator seed")
+    parser.add_argument(
+        "--level", choices=sorted(LEVELS), default="standard", help="problem set (easy: one step, numbers under 20)"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="Reason calls in flight (direct, CoT, ReAct)")
     parser.add_argument("--sc-concurrency", type=int, help="Reason calls in flight for SC@k (default: --concurrency)")
     parser.add_argument("--samples", type=int, default=8, help="self-consistency k")
@@ -516,7 +521,7 @@ def main() -> None:
     if args.sc_concurrency is None:
         args.sc_concurrency = args.concurrency
     console = Console(width=160)
-    problems = generate(args.problems, args.seed)
+    problems = generate(args.problems, args.seed, args.level)
     config = bench_config(args.config, args.dtype, args.max_seconds)
     started = time.perf_counter()
     with LocalCluster(config) as cluster:

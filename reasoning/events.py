@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .llm import TokenUsage
+from .tools.client import ToolStep
 
 
 class StopReason(StrEnum):
@@ -31,6 +32,7 @@ class StopReason(StrEnum):
     LOOP_DETECTED = "loop_detected"  # ReAct repeated a tool call with the same arguments
     NO_ANSWER = "no_answer"  # the model finished but no answer could be extracted
     CONTEXT_FULL = "context_full"  # the conversation filled the model's context before an answer
+    TOOL_CALL = "tool_call"  # ReAct called a client tool: the client runs it and continues the run with its result
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,15 @@ class VoteEvent:
 
 @dataclass(frozen=True)
 class ToolCallEvent:
-    """In ReAct step ``step`` the model called tool ``name`` (a step makes at most one call)."""
+    """In ReAct step ``step`` the model called tool ``name`` (a step makes at most one call).
+
+    ``call_id`` identifies the call within the run; the client answers a call of one of its own tools by it.
+    """
 
     step: int
     name: str
     arguments: str  # the arguments as a JSON object
+    call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class ToolResultEvent:
     output: str = ""
     error: str = ""
     seconds: float = 0.0
+    call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,9 @@ class FinalEvent:
     that ran to completion; requests aborted early (early stopping, the time
     budget) report no usage. ``citations`` are the doc ids the answer relies on
     (RAG). ``seconds`` is the wall-clock time the run took. ``detail`` explains
-    budget and loop stops in words.
+    budget and loop stops in words. ``steps`` (ReAct) are the run's tool calls
+    with their results, the replayed ones first; after a TOOL_CALL stop the
+    last one is the pending client call.
     """
 
     answer: str | None
@@ -128,6 +137,7 @@ class FinalEvent:
     seconds: float
     citations: tuple[str, ...] = ()
     detail: str = ""
+    steps: tuple[ToolStep, ...] = ()
 
 
 Event = StepEvent | SampleEvent | VoteEvent | ToolCallEvent | ToolResultEvent | RetrievalEvent | FinalEvent

@@ -309,7 +309,8 @@ def react_messages(request: ReasonRequest, tools: Sequence[Tool]) -> list[ChatTu
     system = REACT_SYSTEM.format(tools=listing, final=FINAL_ANSWER, answer=answer)
     turns = [ChatTurn("system", system)]
     for tool in tools:
-        for example in select_examples(request.question, EXAMPLES.get(tool.name, (tool.example,))):
+        pool = EXAMPLES.get(tool.name) or ((tool.example,) if tool.example is not None else ())
+        for example in select_examples(request.question, pool):
             turns += [
                 ChatTurn("user", f"Question: {example.question}"),
                 ChatTurn("assistant", action_json(tool.name, example.arguments, example.thought)),

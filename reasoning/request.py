@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -13,8 +14,11 @@ from .early_stop import EarlyStopping, StopRule
 from .errors import ReasoningInputError, UnknownToolError
 from .llm import ChatTurn
 from .retrieval import RETRIEVE_TOOL
+from .tools import FINAL_ANSWER, ClientTool, ToolStep
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
+CLIENT_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_CLIENT_TOOLS = 32
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -61,7 +65,9 @@ class ReasonRequest:
     answer. ``model`` empty means the cluster's default model. ``grounded``
     (ReAct) limits the calculator to numbers of the question and of earlier
     tool results, each used once, and a numeric answer to the tool results
-    (see :mod:`quorum.reasoning.grounding`).
+    (see :mod:`quorum.reasoning.grounding`). ``client_tools`` (ReAct) are
+    functions the client runs itself; ``steps`` continue a run that stopped
+    at one of their calls (see :mod:`quorum.reasoning.tools.client`).
     """
 
     question: str
@@ -79,6 +85,13 @@ class ReasonRequest:
     collection: str = ""
     top_k: int = 0
     grounded: bool = True
+    client_tools: tuple[ClientTool, ...] = ()
+    steps: tuple[ToolStep, ...] = ()
+
+    @property
+    def offered_tools(self) -> tuple[str, ...]:
+        """The names the model may call: the server tools, then the client's."""
+        return (*self.tools, *(tool.name for tool in self.client_tools))
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Colle
     _check_messages(request.messages, limits)
     _check_samples(request, strategy, limits)
     _check_tools(request, strategy, limits, known_tools)
+    _check_client_tools(request, known_tools)
+    _check_steps(request, limits)
     _check_budget(request.budget, limits)
     _check_early_stopping(request, strategy)
     _check_sampling(request.sampling, limits)
@@ -180,11 +195,12 @@ def _check_tools(
     request: ReasonRequest, strategy: Strategy, limits: ReasoningLimits, known_tools: Collection[str]
 ) -> None:
     if strategy is not Strategy.REACT:
-        if request.tools:
-            raise ReasoningInputError("tools", f"only the react strategy calls tools, not {strategy.value}")
+        for name, given in (("tools", request.tools), ("client_tools", request.client_tools), ("steps", request.steps)):
+            if given:
+                raise ReasoningInputError(name, f"only the react strategy calls tools, not {strategy.value}")
         return
-    if not request.tools:
-        raise ReasoningInputError("tools", "the react strategy needs at least one tool")
+    if not request.tools and not request.client_tools:
+        raise ReasoningInputError("tools", "the react strategy needs at least one tool (tools or client_tools)")
     if len(set(request.tools)) != len(request.tools):
         raise ReasoningInputError("tools", "each tool may be named once")
     for name in request.tools:
@@ -192,6 +208,52 @@ def _check_tools(
             raise UnknownToolError(name, sorted(known_tools))
     if not 1 <= request.max_steps <= limits.max_steps:
         raise ReasoningInputError("max_steps", f"must be between 1 and {limits.max_steps}, got {request.max_steps}")
+
+
+def _check_client_tools(request: ReasonRequest, known_tools: Collection[str]) -> None:
+    if len(request.client_tools) > MAX_CLIENT_TOOLS:
+        raise ReasoningInputError(
+            "client_tools", f"at most {MAX_CLIENT_TOOLS} client tools per request, got {len(request.client_tools)}"
+        )
+    seen: set[str] = set()
+    for position, tool in enumerate(request.client_tools):
+        field = f"client_tools[{position}]"
+        if not CLIENT_TOOL_NAME.match(tool.name):
+            raise ReasoningInputError(
+                f"{field}.name", f"must be 1-64 letters, digits or '_', not starting with a digit, got {tool.name!r}"
+            )
+        if tool.name == FINAL_ANSWER or tool.name in known_tools:
+            raise ReasoningInputError(f"{field}.name", f"'{tool.name}' is a server tool's name; choose another")
+        if tool.name in seen:
+            raise ReasoningInputError(f"{field}.name", f"'{tool.name}' is declared twice")
+        seen.add(tool.name)
+        _check_object_schema(f"{field}.parameters_json_schema", tool.parameters)
+
+
+def _check_object_schema(field: str, schema: Mapping[str, object]) -> None:
+    """A tool's arguments schema must describe a JSON object whose properties are schemas."""
+    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+        raise ReasoningInputError(field, 'must be a JSON Schema of an object ({"type": "object", ...})')
+    properties = schema.get("properties", {})
+    if not isinstance(properties, Mapping) or not all(isinstance(value, Mapping) for value in properties.values()):
+        raise ReasoningInputError(field, '"properties" must map each argument name to its schema')
+
+
+def _check_steps(request: ReasonRequest, limits: ReasoningLimits) -> None:
+    """``steps`` replay a run: each names an offered tool, ids are distinct, and none is still pending."""
+    if len(request.steps) > limits.max_steps:
+        raise ReasoningInputError("steps", f"{len(request.steps)} steps; a run has at most {limits.max_steps}")
+    offered, ids = request.offered_tools, set()
+    for position, step in enumerate(request.steps):
+        if step.tool not in offered:
+            raise ReasoningInputError(
+                f"steps[{position}].tool", f"'{step.tool}' is not among the request's tools ({', '.join(offered)})"
+            )
+        if not step.call_id or step.call_id in ids:
+            raise ReasoningInputError(f"steps[{position}].call_id", "call ids must be non-empty and distinct")
+        if step.pending:
+            raise ReasoningInputError(f"steps[{position}]", "the call has no result; send the tool's result with it")
+        ids.add(step.call_id)
 
 
 def _check_budget(budget: Budget, limits: ReasoningLimits) -> None:

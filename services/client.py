@@ -6,14 +6,15 @@
 
 Sampling keyword arguments are the fields of ``quorum.v1.SamplingParams``. Document collections of
 ``quorum.v1.ReasoningService`` are reached with ``ingest``, ``search``, ``delete_documents`` and
-``list_collections``; LangChain adapters live in ``quorum.services.langchain``.
+``list_collections``; ``reason`` streams a Reason run, and ``reason_with_tools`` runs a ReAct request whose
+``client_tools`` are local Python functions. LangChain adapters live in ``quorum.services.langchain``.
 Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ MessageLike: TypeAlias = pb.ChatMessage | tuple[str, str]
 ToolLike: TypeAlias = pb.ToolDefinition | Mapping[str, Any]
 DocumentLike: TypeAlias = rpb.Document | Mapping[str, Any] | tuple[str, str]
 Metadata: TypeAlias = tuple[tuple[str, str | bytes], ...]
+ToolFunction: TypeAlias = Callable[[dict[str, Any]], object]
 
 
 def sampling(**fields: Any) -> pb.SamplingParams:
@@ -134,6 +136,40 @@ def documents(docs: Iterable[DocumentLike]) -> list[rpb.Document]:
     return result
 
 
+def pending_tool_call(final: rpb.Final) -> pb.ToolCallRequest | None:
+    """The client tool call a run stopped at (``STOP_REASON_TOOL_CALL``), else None."""
+    if final.stop_reason != rpb.STOP_REASON_TOOL_CALL or not final.steps or not final.steps[-1].tool_calls:
+        return None
+    return final.steps[-1].tool_calls[0]
+
+
+def continued_request(request: rpb.ReasonRequest, final: rpb.Final, result: str) -> rpb.ReasonRequest:
+    """The request that continues the run ``final`` ended at a client tool call, with the call's ``result``
+    (start it with "Error: " to report a failure)."""
+    call = pending_tool_call(final)
+    if call is None:
+        raise ValueError("the run did not stop at a client tool call (stop_reason STOP_REASON_TOOL_CALL)")
+    follow = rpb.ReasonRequest()
+    follow.CopyFrom(request)
+    del follow.steps[:]
+    follow.steps.extend(final.steps)
+    follow.steps.append(pb.ChatMessage(role="tool", tool_call_id=call.id, content=result))
+    return follow
+
+
+def run_tool_function(functions: Mapping[str, ToolFunction], call: pb.ToolCallRequest) -> str:
+    """Run the local function for ``call``: its return value as text (JSON unless a string), or
+    "Error: ..." when it is missing or raises, so the model sees the failure."""
+    function = functions.get(call.name)
+    if function is None:
+        return f"Error: no local function for the tool {call.name!r}"
+    try:
+        value = function(json.loads(call.arguments_json or "{}"))
+    except Exception as error:  # noqa: BLE001 - a failing tool is reported to the model, not raised
+        return f"Error: {type(error).__name__}: {error}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @dataclass(frozen=True)
 class ClientTLS:
     """TLS settings of a client: the CA that signed the server, and a client certificate for mutual TLS."""
@@ -217,6 +253,32 @@ class QuorumClient:
     def list_tools(self) -> rpb.ListToolsResponse:
         """The server-side tools of ``ReasoningService`` (for ``Reason`` requests)."""
         return self._reasoning.ListTools(rpb.ListToolsRequest(), timeout=self.timeout, metadata=self.metadata)
+
+    def reason(self, request: rpb.ReasonRequest) -> Generator[rpb.ReasonResponse, None, None]:
+        """Stream the events of one Reason run; the last one is ``final``. Closing the generator cancels it."""
+        call = self._reasoning.Reason(request, timeout=self.timeout, metadata=self.metadata)
+        try:
+            yield from call
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]
+
+    def reason_with_tools(
+        self, request: rpb.ReasonRequest, functions: Mapping[str, ToolFunction]
+    ) -> Generator[rpb.ReasonResponse, None, None]:
+        """Stream a ReAct run whose ``client_tools`` are the local ``functions`` (by name, each taking the
+        arguments dict): whenever the run stops at a call of one, run it here and continue the run with
+        its result (:func:`continued_request`), streaming every part's events. It ends because each
+        continuation carries one more step and a run has at most ``max_steps``."""
+        while True:
+            final: rpb.Final | None = None
+            for event in self.reason(request):
+                yield event
+                if event.HasField("final"):
+                    final = event.final
+            call = pending_tool_call(final) if final is not None else None
+            if final is None or call is None:
+                return
+            request = continued_request(request, final, run_tool_function(functions, call))
 
     def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
         """Chunk, embed and index documents into ``collection``; re-ingesting an id replaces the document."""
@@ -320,6 +382,12 @@ class AsyncQuorumClient:
         return await self._reasoning.ListTools(  # type: ignore[misc]
             rpb.ListToolsRequest(), timeout=self.timeout, metadata=self._metadata
         )
+
+    async def reason(self, request: rpb.ReasonRequest) -> AsyncIterator[rpb.ReasonResponse]:
+        """Stream the events of one Reason run; the last one is ``final``."""
+        call = self._reasoning.Reason(request, timeout=self.timeout, metadata=self._metadata)
+        async for response in call:  # type: ignore[attr-defined]
+            yield response
 
     async def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
         request = rpb.IngestRequest(collection=collection, documents=documents(docs))

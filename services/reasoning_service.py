@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from ray.serve.handle import DeploymentHandle
@@ -34,6 +34,9 @@ from quorum.reasoning import (
 )
 from quorum.reasoning.llm import ChatTurn
 from quorum.reasoning.rag import Document
+from quorum.reasoning.tools import ClientTool, ToolStep
+from quorum.reasoning.tools.client import step_result
+from quorum.v1 import inference_pb2 as ipb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 
@@ -113,7 +116,94 @@ def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> R
         collection=message.collection,
         top_k=message.top_k,
         grounded=not message.free_arithmetic,
+        client_tools=client_tools_from_proto(message.client_tools),
+        steps=steps_from_proto(message.steps, (*message.tools, *(tool.name for tool in message.client_tools))),
     )
+
+
+def client_tools_from_proto(tools: Sequence[ipb.ToolDefinition]) -> tuple[ClientTool, ...]:
+    """The declared client tools; a schema that is not JSON is INVALID_ARGUMENT naming it."""
+    declared = []
+    for position, tool in enumerate(tools):
+        parameters: Any = {"type": "object", "properties": {}}
+        if tool.parameters_json_schema:
+            try:
+                parameters = json.loads(tool.parameters_json_schema)
+            except ValueError as error:
+                raise ReasoningInputError(
+                    f"client_tools[{position}].parameters_json_schema", f"not valid JSON: {error}"
+                ) from None
+        declared.append(ClientTool(tool.name, tool.description, parameters))
+    return tuple(declared)
+
+
+def steps_from_proto(messages: Sequence[ipb.ChatMessage], offered: Sequence[str]) -> tuple[ToolStep, ...]:
+    """The tool steps of a continued run: pairs of an "assistant" message with one tool call and the
+    "tool" message answering it (as :func:`steps_to_proto` writes them, plus the client's result)."""
+    steps: list[ToolStep] = []
+    call: tuple[int, ipb.ChatMessage, dict[str, Any]] | None = None  # the call awaiting its result
+    for position, message in enumerate(messages):
+        field = f"steps[{position}]"
+        if call is None:
+            call = (position, message, _step_call(field, message, offered))
+            continue
+        _, asked, arguments = call
+        request = asked.tool_calls[0]
+        if message.role != "tool":
+            raise ReasoningInputError(
+                f"{field}.role", f'expected the "tool" message answering call {request.id!r}, got {message.role!r}'
+            )
+        if message.tool_call_id != request.id:
+            raise ReasoningInputError(
+                f"{field}.tool_call_id",
+                f"must be {request.id!r}, the id of the call before it, got {message.tool_call_id!r}",
+            )
+        output, error = step_result(message.content)
+        steps.append(ToolStep(request.id, request.name, arguments, asked.content, output, error))
+        call = None
+    if call is not None:
+        position, asked, _ = call
+        call_id = asked.tool_calls[0].id
+        raise ReasoningInputError(
+            f"steps[{position}]",
+            f'the call {call_id!r} has no result: append a "tool" message with tool_call_id {call_id!r} '
+            "and the tool's output as content",
+        )
+    return tuple(steps)
+
+
+def _step_call(field: str, message: ipb.ChatMessage, offered: Sequence[str]) -> dict[str, Any]:
+    """The arguments of the one tool call an "assistant" step message carries; raises naming the field."""
+    if message.role != "assistant" or len(message.tool_calls) != 1:
+        raise ReasoningInputError(
+            field, 'expected an "assistant" message with exactly one tool call, as final.steps has them'
+        )
+    call = message.tool_calls[0]
+    if not call.id:
+        raise ReasoningInputError(f"{field}.tool_calls[0].id", "must not be empty")
+    if call.name not in offered:
+        raise ReasoningInputError(
+            f"{field}.tool_calls[0].name",
+            f"'{call.name}' is not among the request's tools ({', '.join(offered) or 'none'})",
+        )
+    try:
+        arguments = json.loads(call.arguments_json or "{}")
+    except ValueError as error:
+        raise ReasoningInputError(f"{field}.tool_calls[0].arguments_json", f"not valid JSON: {error}") from None
+    if not isinstance(arguments, dict):
+        raise ReasoningInputError(f"{field}.tool_calls[0].arguments_json", "must be a JSON object")
+    return arguments
+
+
+def steps_to_proto(steps: Sequence[ToolStep]) -> list[ipb.ChatMessage]:
+    """A run's steps as chat messages: the call (thought as content), then its result unless pending."""
+    messages = []
+    for step in steps:
+        call = ipb.ToolCallRequest(id=step.call_id, name=step.tool, arguments_json=step.arguments_json)
+        messages.append(ipb.ChatMessage(role="assistant", content=step.thought, tool_calls=[call]))
+        if not step.pending:
+            messages.append(ipb.ChatMessage(role="tool", content=step.result_text, tool_call_id=step.call_id))
+    return messages
 
 
 def event_to_proto(run_id: str, event: Event) -> rpb.ReasonResponse:
@@ -126,11 +216,18 @@ def event_to_proto(run_id: str, event: Event) -> rpb.ReasonResponse:
         counts = [rpb.VoteCount(answer=c.answer, count=c.count) for c in event.counts]
         response.vote.CopyFrom(rpb.Vote(counts=counts, unanswered=event.unanswered))
     elif isinstance(event, ToolCallEvent):
-        response.tool_call.CopyFrom(rpb.ToolCall(step=event.step, name=event.name, arguments_json=event.arguments))
+        response.tool_call.CopyFrom(
+            rpb.ToolCall(step=event.step, name=event.name, arguments_json=event.arguments, id=event.call_id)
+        )
     elif isinstance(event, ToolResultEvent):
         response.tool_result.CopyFrom(
             rpb.ToolResult(
-                step=event.step, name=event.name, output=event.output, error=event.error, seconds=event.seconds
+                step=event.step,
+                name=event.name,
+                output=event.output,
+                error=event.error,
+                seconds=event.seconds,
+                tool_call_id=event.call_id,
             )
         )
     elif isinstance(event, RetrievalEvent):
@@ -157,6 +254,7 @@ def _final(event: FinalEvent) -> rpb.Final:
         stop_reason=_STOP_REASONS.get(event.stop_reason.value, rpb.STOP_REASON_UNSPECIFIED),  # type: ignore[arg-type]
         seconds=event.seconds,
         detail=event.detail,
+        steps=steps_to_proto(event.steps),
     )
 
 

@@ -15,6 +15,7 @@ from ..llm import ChatTurn, LLMClient, Sampling, TokenUsage
 from ..request import ReasonRequest
 from ..state import RunState
 from ..telemetry import ending, set_usage, start_span, traced_chunks
+from ..tools import ToolStep
 
 
 @dataclass
@@ -114,6 +115,7 @@ def final_event(
     samples_used: int,
     confidence: float | None = None,
     detail: str = "",
+    steps: tuple[ToolStep, ...] = (),
 ) -> FinalEvent:
     """The final event with the run's usage so far; ``confidence`` defaults to 1.0 with an answer, else 0.0."""
     if confidence is None:
@@ -126,6 +128,7 @@ def final_event(
         usage=state.usage,
         seconds=state.seconds,
         detail=detail,
+        steps=steps,
     )
 
 

@@ -21,11 +21,18 @@ run also ends after ``max_steps`` model calls (MAX_STEPS), when the token
 budget runs out (BUDGET_TOKENS), or when its turns fill the model's context
 (CONTEXT_FULL). A step whose prompt leaves less room in the context than its
 token limit gets that room, so a model with a short context still runs.
+
+Client tools (``request.client_tools``) are offered under the same grammar; a
+call of one ends the run with TOOL_CALL, the pending call last in the final
+event's ``steps``. The client runs it and sends the request again with the
+steps and the result; the run replays them and goes on (see
+:mod:`quorum.reasoning.tools.client`).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -34,14 +41,14 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..answers import AnswerFormat, answer_json_schema, extract_answer
-from ..events import Event, StopReason, ToolCallEvent, ToolResultEvent
+from ..events import Event, FinalEvent, StopReason, ToolCallEvent, ToolResultEvent
 from ..grounding import answer_schema, expression_schema, grounded_numbers
 from ..llm import ChatTurn, ContextFullError, LLMClient
 from ..prompts import action_json, observation, react_messages
 from ..request import ReasonRequest
 from ..state import RunState
 from ..telemetry import ending, start_span
-from ..tools import CALCULATOR, FINAL_ANSWER, ToolOutcome, ToolRegistry
+from ..tools import CALCULATOR, FINAL_ANSWER, ToolOutcome, ToolRegistry, ToolStep
 from .common import (
     Completion,
     call_tokens,
@@ -96,15 +103,37 @@ def parse_action(text: str, allowed: Collection[str]) -> Action:
 async def run(
     request: ReasonRequest, client: LLMClient, state: RunState, registry: ToolRegistry
 ) -> AsyncIterator[Event]:
-    """Step, tool call and tool result events, then the final event."""
-    allowed = (*request.tools, FINAL_ANSWER)
+    """Step, tool call and tool result events, then the final event.
+
+    ``request.steps`` (a run continued after a client tool call) are replayed
+    first: their calls and results join the conversation exactly as the run
+    wrote them, count against the step and tool-call limits, feed loop
+    detection and grounding, and numbering goes on after them.
+    """
+    allowed = (*request.offered_tools, FINAL_ANSWER)
+    client_tools = {tool.name for tool in request.client_tools}
+    for tool in request.client_tools:
+        registry = registry.with_tool(tool)
     seen = [request.question, *(turn.content for turn in request.messages)]  # numbers the run may ground on
-    messages = react_messages(request, [registry.get(name) for name in request.tools])
+    messages = react_messages(request, [registry.get(name) for name in request.offered_tools])
     results: dict[str, ToolOutcome] = {}  # by action signature
+    transcript = list(request.steps)
+    for done in request.steps:
+        action = Action(done.tool, done.arguments, done.thought)
+        results[action.signature()] = done.outcome
+        state.tool_calls += 1
+        if done.outcome.ok:
+            seen.append(done.output)
+        messages += [ChatTurn("assistant", action_json(done.tool, done.arguments, done.thought))]
+        messages += [ChatTurn("user", observation(done.outcome))]
     cut: tuple[StopReason, str] | None = None
-    for step in range(1, request.max_steps + 1):
+
+    def finish(answer: str | None, reason: StopReason, detail: str = "") -> FinalEvent:
+        return final_event(state, answer, reason, samples_used=1, detail=detail, steps=tuple(transcript))
+
+    for step in range(len(request.steps) + 1, request.max_steps + 1):
         if state.remaining_tokens == 0:
-            yield final_event(state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state))
+            yield finish(None, StopReason.BUDGET_TOKENS, tokens_exhausted(state))
             return
         schema = _schema(request, registry, seen, results, answering=cut is not None)
         sampling = step_sampling(request, state, temperature=TEMPERATURE, max_tokens=MAX_TOKENS, json_schema=schema)
@@ -118,20 +147,16 @@ async def run(
             except ContextFullError as error:
                 if step == 1:  # the request's own messages do not fit: INVALID_ARGUMENT
                     raise
-                yield final_event(state, None, StopReason.CONTEXT_FULL, samples_used=1, detail=error.problem)
+                yield finish(None, StopReason.CONTEXT_FULL, error.problem)
                 return
             try:
                 action = parse_action(completion.text, allowed)
             except ActionError as error:
                 if cut_by_context(completion, sampling):
-                    yield final_event(
-                        state, None, StopReason.CONTEXT_FULL, samples_used=1, detail=context_full(completion)
-                    )
+                    yield finish(None, StopReason.CONTEXT_FULL, context_full(completion))
                     return
                 if completion.finish_reason == "length" and sampling.max_tokens < call_tokens(request, MAX_TOKENS):
-                    yield final_event(
-                        state, None, StopReason.BUDGET_TOKENS, samples_used=1, detail=tokens_exhausted(state)
-                    )
+                    yield finish(None, StopReason.BUDGET_TOKENS, tokens_exhausted(state))
                     return
                 span.set_attribute("quorum.action_error", str(error))
                 messages += [
@@ -143,10 +168,10 @@ async def run(
             if action.tool == FINAL_ANSWER:
                 answer = extract_answer(_as_text(action.arguments["answer"]), request.answer_format, request.choices)
                 reason, detail = cut or (StopReason.ANSWERED if answer is not None else StopReason.NO_ANSWER, "")
-                yield final_event(state, answer, reason, samples_used=1, detail=detail)
+                yield finish(answer, reason, detail)
                 return
             if cut is not None:  # only an unconstrained client can get here: it did not answer when told to
-                yield final_event(state, None, cut[0], samples_used=1, detail=cut[1])
+                yield finish(None, *cut)
                 return
             call = action_json(action.tool, action.arguments, action.thought)
             previous = results.get(action.signature())
@@ -161,15 +186,26 @@ async def run(
                 messages += [ChatTurn("assistant", call), ChatTurn("user", reminder)]
                 continue
             state.tool_calls += 1
-            yield ToolCallEvent(step, action.tool, json.dumps(action.arguments, ensure_ascii=False))
+            call_id = f"call_{uuid.uuid4().hex[:16]}"
+            arguments = json.dumps(action.arguments, ensure_ascii=False)
+            yield ToolCallEvent(step, action.tool, arguments, call_id)
+            if action.tool in client_tools:
+                span.set_attribute("quorum.tool_runs_on", "client")
+                transcript.append(ToolStep(call_id, action.tool, action.arguments, action.thought, pending=True))
+                detail = f"step {step} called the client tool {action.tool} (call id {call_id}): run it and continue"
+                yield finish(None, StopReason.TOOL_CALL, detail)
+                return
             outcome = await _call_tool(registry, action, span)
             results[action.signature()] = outcome
+            transcript.append(
+                ToolStep(call_id, action.tool, action.arguments, action.thought, outcome.output, outcome.error)
+            )
             if outcome.ok:
                 seen.append(outcome.output)
-            yield ToolResultEvent(step, action.tool, outcome.output, outcome.error, outcome.latency_s)
+            yield ToolResultEvent(step, action.tool, outcome.output, outcome.error, outcome.latency_s, call_id)
             messages += [ChatTurn("assistant", call), ChatTurn("user", observation(outcome))]
     reason, detail = cut or (StopReason.MAX_STEPS, f"max_steps={request.max_steps} model calls gave no final answer")
-    yield final_event(state, None, reason, samples_used=1, detail=detail)
+    yield finish(None, reason, detail)
 
 
 def _schema(
@@ -194,7 +230,7 @@ def _schema(
                 overrides[CALCULATOR] = expression
     if answering:
         return json.dumps(registry.tool_call_schema((), answer))
-    return json.dumps(registry.tool_call_schema(request.tools, answer if results else None, overrides))
+    return json.dumps(registry.tool_call_schema(request.offered_tools, answer if results else None, overrides))
 
 
 async def _call_tool(registry: ToolRegistry, action: Action, parent: Span) -> ToolOutcome:

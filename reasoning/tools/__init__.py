@@ -2,6 +2,7 @@
 
 from .base import Tool, ToolError, ToolExample
 from .calculator import CALCULATOR, Calculator
+from .client import ClientTool, ToolStep
 from .registry import FINAL_ANSWER, ToolOutcome, ToolRegistry, default_registry
 from .unit_convert import UnitConvert
 
@@ -9,11 +10,13 @@ __all__ = [
     "CALCULATOR",
     "FINAL_ANSWER",
     "Calculator",
+    "ClientTool",
     "Tool",
     "ToolError",
     "ToolExample",
     "ToolOutcome",
     "ToolRegistry",
+    "ToolStep",
     "UnitConvert",
     "default_registry",
 ]

@@ -49,7 +49,9 @@ class Tool(Protocol):
     def parameters(self) -> Mapping[str, Any]: ...
 
     @property
-    def example(self) -> ToolExample: ...
+    def example(self) -> ToolExample | None:
+        """A worked use shown to the model before the question (None: the tool is only listed)."""
+        ...
 
     async def run(self, arguments: Mapping[str, Any]) -> str:
         """The tool's result as text for the model."""

@@ -128,9 +128,11 @@ def default_registry(timeout_s: float = DEFAULT_TIMEOUT_S) -> ToolRegistry:
     return ToolRegistry([Calculator(), UnitConvert()], timeout_s)
 
 
-# A tool call's thought: one short line, no JSON escapes, and no "=" (a thought that starts computing
-# in prose ends up with a made-up result; the tool computes).
-THOUGHT_SCHEMA: Mapping[str, Any] = {"type": "string", "pattern": r'^[^=\n"\\]{1,120}$'}
+# A tool call's thought: one short line, no JSON escapes, no "=" (a thought that starts computing in
+# prose ends up with a made-up result; the tool computes) and no "*", "/" or "+": the thought names the
+# operation in words, as the worked examples do ("42 trays * 23 cookies per tray: multiply, then
+# subtract" was followed by a "+"). Measured: 0.76 against 0.70 over five 20-problem benchmark seeds.
+THOUGHT_SCHEMA: Mapping[str, Any] = {"type": "string", "pattern": r'^[^=*/+\n"\\]{1,120}$'}
 
 
 def _action(name: str, arguments: Mapping[str, Any], thought: bool = True) -> dict[str, Any]:

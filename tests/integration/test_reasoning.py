@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,7 @@ from quorum.reasoning.llm import ChatTurn
 from quorum.reasoning.prompts import react_messages
 from quorum.reasoning.request import ReasonRequest, Strategy
 from quorum.reasoning.tools import default_registry
-from quorum.services.client import QuorumClient
+from quorum.services.client import QuorumClient, continued_request
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
@@ -62,6 +63,77 @@ def test_react_uses_the_calculator(stub: reasoning_pb2_grpc.ReasoningServiceStub
     assert final.answer == "7006652"
     assert final.stop_reason == rpb.STOP_REASON_ANSWERED
     assert final.usage.completion_tokens > 0
+
+
+WEATHER = pb.ToolDefinition(
+    name="get_weather",
+    description="Returns today's weather in a city.",
+    parameters_json_schema=json.dumps(
+        {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}}, "required": ["city"]}
+    ),
+)
+
+
+PENDING = pb.ChatMessage(
+    role="assistant",
+    tool_calls=[pb.ToolCallRequest(id="call_1", name="get_weather", arguments_json='{"city": "Paris"}')],
+)
+
+
+def test_a_client_tool_call_pauses_the_run_and_the_client_continues_it(client: QuorumClient) -> None:
+    """The model calls a tool the client declared: the run stops with the pending call in final.steps; the
+    client runs it and sends the steps back with the result, and the continued run finds the first run's
+    prompt in the prefix cache (the server kept nothing: the resumed prompt is the same text)."""
+    request = rpb.ReasonRequest(
+        question="What is the weather in Paris today?",
+        strategy=rpb.STRATEGY_REACT,
+        client_tools=[WEATHER],
+        answer_format=rpb.ANSWER_FORMAT_TEXT,
+    )
+    events = list(client.reason(request))
+    (call,) = [e.tool_call for e in events if e.HasField("tool_call")]
+    assert call.name == "get_weather"
+    assert call.id
+    assert isinstance(json.loads(call.arguments_json)["city"], str)
+    assert not [e for e in events if e.HasField("tool_result")]  # the server does not run client tools
+    stopped = events[-1].final
+    assert stopped.stop_reason == rpb.STOP_REASON_TOOL_CALL
+    assert call.id in stopped.detail
+    (pending,) = stopped.steps
+    assert (pending.role, pending.tool_calls[0].id, pending.tool_calls[0].name) == ("assistant", call.id, call.name)
+
+    resumed = list(client.reason(continued_request(request, stopped, "18 C and sunny")))
+    final = resumed[-1].final
+    assert [m.role for m in final.steps[:2]] == ["assistant", "tool"]
+    assert final.steps[1].content == "18 C and sunny"
+    assert final.steps[1].tool_call_id == call.id
+    assert {e.thought.step for e in resumed if e.HasField("thought")} >= {2}  # numbering goes on
+    block = 32  # the shipped engine.block_size: the first run's prompt is cached in whole blocks
+    assert final.usage.cached_prompt_tokens >= stopped.usage.prompt_tokens - block + 1
+
+
+def test_the_sdk_runs_client_tools_as_local_functions(client: QuorumClient) -> None:
+    asked: list[dict[str, object]] = []
+
+    def get_weather(arguments: dict[str, object]) -> str:
+        asked.append(arguments)
+        return "18 C and sunny"
+
+    request = rpb.ReasonRequest(
+        question="What is the weather in Paris today?",
+        strategy=rpb.STRATEGY_REACT,
+        client_tools=[WEATHER],
+        answer_format=rpb.ANSWER_FORMAT_TEXT,
+        max_steps=4,
+    )
+    events = list(client.reason_with_tools(request, {"get_weather": get_weather}))
+    finals = [e.final for e in events if e.HasField("final")]
+    assert asked  # the first step can only call a tool
+    # one run per call of the function, and the last one did not stop at a call
+    assert len(finals) == len(asked) + 1
+    assert [f.stop_reason for f in finals[:-1]] == [rpb.STOP_REASON_TOOL_CALL] * len(asked)
+    assert finals[-1].stop_reason != rpb.STOP_REASON_TOOL_CALL
+    assert [m.content for m in finals[-1].steps if m.role == "tool"] == ["18 C and sunny"] * len(asked)
 
 
 def test_chain_of_thought_streams_thoughts_and_answers(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
@@ -177,6 +249,40 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             {"question": "hi", "strategy": rpb.STRATEGY_REACT, "tools": ["retrieve"]},
             grpc.StatusCode.INVALID_ARGUMENT,
             "collection",
+        ),
+        ({"question": "hi", "client_tools": [WEATHER]}, grpc.StatusCode.INVALID_ARGUMENT, "client_tools: only the"),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [pb.ToolDefinition(name="calculator", parameters_json_schema="{}")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools[0].name: 'calculator' is a server tool",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [pb.ToolDefinition(name="get_weather", parameters_json_schema="{")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools[0].parameters_json_schema: not valid JSON",
+        ),
+        (
+            {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER], "steps": [PENDING]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[0]: the call 'call_1' has no result",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [PENDING, pb.ChatMessage(role="tool", tool_call_id="call_2", content="18 C")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[1].tool_call_id",
         ),
     ],
 )

@@ -140,6 +140,10 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     """No answer could be extracted."""
     STOP_REASON_CONTEXT_FULL: _StopReason.ValueType  # 9
     """The run's conversation filled the model's context (max_model_len) before it answered."""
+    STOP_REASON_TOOL_CALL: _StopReason.ValueType  # 10
+    """ReAct called one of the request's client_tools. Run it, then send the request again with `steps` set to
+    this final's `steps` plus one "tool" message (its `tool_call_id` the call's id) holding the result.
+    """
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a run ended."""
@@ -164,6 +168,10 @@ STOP_REASON_NO_ANSWER: StopReason.ValueType  # 8
 """No answer could be extracted."""
 STOP_REASON_CONTEXT_FULL: StopReason.ValueType  # 9
 """The run's conversation filled the model's context (max_model_len) before it answered."""
+STOP_REASON_TOOL_CALL: StopReason.ValueType  # 10
+"""ReAct called one of the request's client_tools. Run it, then send the request again with `steps` set to
+this final's `steps` plus one "tool" message (its `tool_call_id` the call's id) holding the result.
+"""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 @_typing.final
@@ -296,6 +304,8 @@ class ReasonRequest(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     FREE_ARITHMETIC_FIELD_NUMBER: _builtins.int
+    CLIENT_TOOLS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id; empty means the default model."""
     question: _builtins.str
@@ -340,6 +350,20 @@ class ReasonRequest(_message.Message):
     def choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Labels of a choice answer (ANSWER_FORMAT_CHOICE). Default A-E."""
 
+    @_builtins.property
+    def client_tools(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ToolDefinition]:
+        """ReAct: functions the client runs itself, offered to the model next to `tools` (names must differ from
+        the server's tools). A call of one ends the run with STOP_REASON_TOOL_CALL.
+        """
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ChatMessage]:
+        """ReAct: continue a run. The earlier run's `final.steps` (each "assistant" message carries one tool call,
+        followed by the "tool" message with its result), the last call answered by a "tool" message whose
+        `tool_call_id` is that call's id and whose content is the result ("Error: ..." reports a failure).
+        Steps count against max_steps and budget.max_tool_calls; the rest of the request must be unchanged.
+        """
+
     def __init__(
         self,
         *,
@@ -358,10 +382,12 @@ class ReasonRequest(_message.Message):
         max_steps: _builtins.int = ...,
         top_k: _builtins.int = ...,
         free_arithmetic: _builtins.bool = ...,
+        client_tools: _abc.Iterable[_inference_pb2.ToolDefinition] | None = ...,
+        steps: _abc.Iterable[_inference_pb2.ChatMessage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "early_stopping", b"early_stopping", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "choices", b"choices", "collection", b"collection", "early_stopping", b"early_stopping", "free_arithmetic", b"free_arithmetic", "max_steps", b"max_steps", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "strategy", b"strategy", "tools", b"tools", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_format", b"answer_format", "budget", b"budget", "choices", b"choices", "client_tools", b"client_tools", "collection", b"collection", "early_stopping", b"early_stopping", "free_arithmetic", b"free_arithmetic", "max_steps", b"max_steps", "messages", b"messages", "model", b"model", "question", b"question", "samples", b"samples", "sampling", b"sampling", "steps", b"steps", "strategy", b"strategy", "tools", b"tools", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -522,22 +548,26 @@ class ToolCall(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """Step number."""
     name: _builtins.str
     """Tool name."""
     arguments_json: _builtins.str
     """Arguments as JSON text."""
+    id: _builtins.str
+    """Call id, unique in the run; a client tool's result answers it."""
     def __init__(
         self,
         *,
         step: _builtins.int = ...,
         name: _builtins.str = ...,
         arguments_json: _builtins.str = ...,
+        id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "name", b"name", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "name", b"name", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,6 +584,7 @@ class ToolResult(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     SECONDS_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """Step number."""
     name: _builtins.str
@@ -564,6 +595,8 @@ class ToolResult(_message.Message):
     """Error text, when it failed (fed back to the model)."""
     seconds: _builtins.float
     """Tool run time."""
+    tool_call_id: _builtins.str
+    """The id of the call this result answers."""
     def __init__(
         self,
         *,
@@ -572,10 +605,11 @@ class ToolResult(_message.Message):
         output: _builtins.str = ...,
         error: _builtins.str = ...,
         seconds: _builtins.float = ...,
+        tool_call_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "name", b"name", "output", b"output", "seconds", b"seconds", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "name", b"name", "output", b"output", "seconds", b"seconds", "step", b"step", "tool_call_id", b"tool_call_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -683,6 +717,7 @@ class Final(_message.Message):
     STOP_REASON_FIELD_NUMBER: _builtins.int
     SECONDS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer (empty when none was found)."""
     confidence: _builtins.float
@@ -703,6 +738,13 @@ class Final(_message.Message):
     def usage(self) -> Global___TokenUsage:
         """Tokens of the whole run."""
 
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ChatMessage]:
+        """ReAct: the run's tool calls as chat messages, oldest first: an "assistant" message per call (its
+        thought as content, the call in tool_calls), then a "tool" message with the result. After
+        STOP_REASON_TOOL_CALL the last message is the pending client call (no result yet).
+        """
+
     def __init__(
         self,
         *,
@@ -714,10 +756,11 @@ class Final(_message.Message):
         stop_reason: Global___StopReason.ValueType = ...,
         seconds: _builtins.float = ...,
         detail: _builtins.str = ...,
+        steps: _abc.Iterable[_inference_pb2.ChatMessage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "confidence", b"confidence", "detail", b"detail", "samples_used", b"samples_used", "seconds", b"seconds", "stop_reason", b"stop_reason", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "confidence", b"confidence", "detail", b"detail", "samples_used", b"samples_used", "seconds", b"seconds", "steps", b"steps", "stop_reason", b"stop_reason", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,7 +10,7 @@ from quorum.reasoning.llm import ContextFullError, TokenUsage
 from quorum.reasoning.prompts import CALCULATOR_EXAMPLES, SHOWN_EXAMPLES, react_messages, select_examples
 from quorum.reasoning.request import Budget, ReasonRequest, Strategy
 from quorum.reasoning.strategies.react import ActionError, parse_action
-from quorum.reasoning.tools import FINAL_ANSWER, ToolRegistry, default_registry
+from quorum.reasoning.tools import FINAL_ANSWER, ToolRegistry, ToolStep, default_registry
 from quorum.reasoning.tools.calculator import evaluate, format_number
 from quorum.reasoning.tools.registry import THOUGHT_SCHEMA
 
@@ -29,9 +29,12 @@ def schema_tools(schema: str | None) -> list[str]:
 async def test_runs_the_calculator_and_answers_with_its_result() -> None:
     client = ScriptedClient([reply(CALCULATE), reply(ANSWER)])
     events, final = await reason(REACT, client)
-    assert of_type(events, ToolCallEvent) == [ToolCallEvent(1, "calculator", '{"expression": "1234 * 5678"}')]
+    (call,) = of_type(events, ToolCallEvent)
+    assert call == ToolCallEvent(1, "calculator", '{"expression": "1234 * 5678"}', call.call_id)
+    assert call.call_id.startswith("call_")
     (result,) = of_type(events, ToolResultEvent)
-    assert replace(result, seconds=0) == ToolResultEvent(1, "calculator", output="7006652")
+    assert replace(result, seconds=0) == ToolResultEvent(1, "calculator", output="7006652", call_id=call.call_id)
+    assert final.steps == (ToolStep(call.call_id, "calculator", {"expression": "1234 * 5678"}, output="7006652"),)
     assert 0 <= result.seconds < final.seconds
     assert "".join(e.text for e in of_type(events, StepEvent) if e.step == 1) == CALCULATE
     assert (final.answer, final.stop_reason, final.samples_used) == ("7006652", StopReason.ANSWERED, 1)
@@ -77,10 +80,8 @@ def test_calculator_examples_are_right_and_cover_every_operation() -> None:
     operators = {op for example in CALCULATOR_EXAMPLES for op in "+-*/" if op in example.arguments["expression"]}
     assert operators == set("+-*/")
     # each shown thought is one the action grammar admits
-    for example in (
-        *CALCULATOR_EXAMPLES,
-        *(default_registry().get(name).example for name in default_registry().names()),
-    ):
+    tool_examples = [default_registry().get(name).example for name in default_registry().names()]
+    for example in (*CALCULATOR_EXAMPLES, *(example for example in tool_examples if example is not None)):
         assert re.fullmatch(THOUGHT_SCHEMA["pattern"].strip("^$"), example.thought), example.thought
 
 
@@ -107,6 +108,7 @@ def test_select_examples_is_deterministic_and_bounded() -> None:
 def test_tools_without_a_pool_show_their_own_example() -> None:
     tool = default_registry().get("unit_convert")
     turns = react_messages(replace(REACT, tools=("unit_convert",)), [tool])
+    assert tool.example is not None
     assert turns[1].content == f"Question: {tool.example.question}"
     assert len(turns) == 1 + 4 + 1
 
@@ -148,7 +150,7 @@ async def test_tool_timeout_is_a_tool_error_and_the_run_goes_on() -> None:
     client = ScriptedClient([reply(action("slow")), reply(action(FINAL_ANSWER, answer=3))])
     events, final = await reason(request, client, registry)
     (result,) = of_type(events, ToolResultEvent)
-    assert replace(result, seconds=0) == ToolResultEvent(1, "slow", error="timed out after 0.01 s")
+    assert replace(result, seconds=0, call_id="") == ToolResultEvent(1, "slow", error="timed out after 0.01 s")
     assert result.seconds >= 0.01
     assert client.calls[1].messages[-1].content == "Error: timed out after 0.01 s"
     assert (final.answer, final.stop_reason) == ("3", StopReason.ANSWERED)
