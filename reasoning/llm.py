@@ -32,6 +32,7 @@ class Sampling:
     n: int = 1
     json_schema: str | None = None  # grammar-constrained decoding when set
     fit_context: bool = False  # lower max_tokens to the room the prompt leaves in the model's context
+    frequency_penalty: float = 0.0  # subtracted from a token's logit per time it was already generated
 
 
 @dataclass(frozen=True)

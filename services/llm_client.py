@@ -29,6 +29,7 @@ def _options(sampling: Sampling) -> SamplingOptions:
         n=sampling.n,
         constraint=constraint,
         fit_context=sampling.fit_context,
+        frequency_penalty=sampling.frequency_penalty,
     )
 
 

@@ -40,6 +40,7 @@ def step_sampling(
     max_tokens: int,
     n: int = 1,
     json_schema: str | None = None,
+    frequency_penalty: float = 0.0,
 ) -> Sampling:
     """Decoding settings for a call of ``n`` samples: overrides win over the strategy defaults
     (``temperature``, ``max_tokens`` per sample), and the samples together cannot exceed the
@@ -56,6 +57,7 @@ def step_sampling(
         n=n,
         json_schema=json_schema,
         fit_context=True,
+        frequency_penalty=frequency_penalty,
     )
 
 

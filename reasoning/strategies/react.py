@@ -62,6 +62,10 @@ from .common import (
 
 TEMPERATURE = 0.0
 MAX_TOKENS = 192  # a tool call: a thought of up to 120 characters, then the call
+# Greedy thoughts of a small model can loop ("4288 liters in the tank: 4288 liters in the tank: ...") up to
+# their cap and then pick a wrong operation; a mild penalty on tokens already generated in the step stops
+# that (ReAct benchmark, 100 problems: 6 looping thoughts -> 0, differences 2/10 -> 6/10, 0.76 -> 0.78).
+FREQUENCY_PENALTY = 0.3
 
 
 class ActionError(ValueError):
@@ -136,7 +140,14 @@ async def run(
             yield finish(None, StopReason.BUDGET_TOKENS, tokens_exhausted(state))
             return
         schema = _schema(request, registry, seen, results, answering=cut is not None)
-        sampling = step_sampling(request, state, temperature=TEMPERATURE, max_tokens=MAX_TOKENS, json_schema=schema)
+        sampling = step_sampling(
+            request,
+            state,
+            temperature=TEMPERATURE,
+            max_tokens=MAX_TOKENS,
+            json_schema=schema,
+            frequency_penalty=FREQUENCY_PENALTY,
+        )
         completion = Completion()
         with ending(start_span("reason.step", state.span, {"quorum.step": step})) as span:
             model_call = stream_step(client, request.model, messages, sampling, state, span, step, completion)

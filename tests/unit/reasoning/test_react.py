@@ -9,7 +9,7 @@ from quorum.reasoning.events import StepEvent, StopReason, ToolCallEvent, ToolRe
 from quorum.reasoning.llm import ContextFullError, TokenUsage
 from quorum.reasoning.prompts import CALCULATOR_EXAMPLES, SHOWN_EXAMPLES, react_messages, select_examples
 from quorum.reasoning.request import Budget, ReasonRequest, Strategy
-from quorum.reasoning.strategies.react import ActionError, parse_action
+from quorum.reasoning.strategies.react import FREQUENCY_PENALTY, ActionError, parse_action
 from quorum.reasoning.tools import FINAL_ANSWER, ToolRegistry, ToolStep, default_registry
 from quorum.reasoning.tools.calculator import evaluate, format_number
 from quorum.reasoning.tools.registry import THOUGHT_SCHEMA
@@ -41,6 +41,7 @@ async def test_runs_the_calculator_and_answers_with_its_result() -> None:
     assert final.usage == TokenUsage(200, 40, 120)  # two completed model calls
     first, second = client.calls
     assert first.sampling.temperature == 0
+    assert first.sampling.frequency_penalty == FREQUENCY_PENALTY  # keeps a greedy thought from looping
     # until a tool has returned, the grammar only allows tool calls; then the answer too
     assert schema_tools(first.sampling.json_schema) == ["calculator"]
     assert schema_tools(second.sampling.json_schema) == ["calculator", FINAL_ANSWER]
