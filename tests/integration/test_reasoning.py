@@ -270,6 +270,49 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "client_tools[0].parameters_json_schema: not valid JSON",
         ),
         (
+            {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER, WEATHER]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools[1].name: 'get_weather' is declared twice",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [pb.ToolDefinition(name="get_weather", parameters_json_schema='{"type": "string"}')],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools[0].parameters_json_schema: must be a JSON Schema of an object",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [
+                    pb.ChatMessage(
+                        role="assistant", tool_calls=[pb.ToolCallRequest(id="c1", name="shell", arguments_json="{}")]
+                    )
+                ],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[0].tool_calls[0].name: 'shell' is not among the request's tools",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [
+                    pb.ChatMessage(
+                        role="assistant",
+                        tool_calls=[pb.ToolCallRequest(id="c1", name="get_weather", arguments_json="[1]")],
+                    )
+                ],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[0].tool_calls[0].arguments_json: must be a JSON object",
+        ),
+        (
             {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER], "steps": [PENDING]},
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0]: the call 'call_1' has no result",
