@@ -270,6 +270,73 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "client_tools[0].parameters_json_schema: not valid JSON",
         ),
         (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [pb.ToolDefinition(name="get weather", parameters_json_schema="{}")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools[0].name: must be 1-64 letters",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [pb.ToolDefinition(name=f"tool_{i}") for i in range(33)],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "client_tools: at most 32 client tools per request",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [pb.ChatMessage(role="tool", tool_call_id="call_1", content="18 C")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'steps[0]: expected an "assistant" message with exactly one tool call',
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [PENDING, pb.ChatMessage(role="user", content="18 C")],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'steps[1].role: expected the "tool" message answering call',
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [
+                    pb.ChatMessage(
+                        role="assistant", tool_calls=[pb.ToolCallRequest(name="get_weather", arguments_json="{}")]
+                    )
+                ],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[0].tool_calls[0].id: must not be empty",
+        ),
+        (
+            {
+                "question": "hi",
+                "strategy": rpb.STRATEGY_REACT,
+                "client_tools": [WEATHER],
+                "steps": [
+                    pb.ChatMessage(
+                        role="assistant",
+                        tool_calls=[pb.ToolCallRequest(id="c1", name="get_weather", arguments_json="{oops")],
+                    )
+                ],
+            },
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "steps[0].tool_calls[0].arguments_json: not valid JSON",
+        ),
+        (
             {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER, WEATHER]},
             grpc.StatusCode.INVALID_ARGUMENT,
             "client_tools[1].name: 'get_weather' is declared twice",
