@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, QuorumConfig, load_config
@@ -44,7 +45,8 @@ def _config(path: str | None) -> QuorumConfig:
 def cmd_up(args: argparse.Namespace) -> int:
     from quorum.cluster.models import resolve_source
 
-    from .local import LocalCluster
+    from .local import ClusterStartError, LocalCluster
+    from .ray_head import RayStartError
 
     config = _config(args.config)
     if args.port is not None or args.host is not None:
@@ -57,17 +59,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalCluster(config) as cluster:
-        err.print(f"[bold]quorum[/] gateway at [cyan]{cluster.target}[/]; loading {len(config.models)} model(s)…")
-        cluster.wait_ready(timeout_s=max(m.engine.startup_timeout_s for m in config.models))
-        console.print(f"[green]quorum is serving[/] on grpc://{cluster.target}")
-        console.print(f"  OpenAI-compatible HTTP: {cluster.http_url}/v1")
-        for model in config.models:
-            console.print(f"  model [bold]{model.id}[/] ({model.source})")
-        console.print(f'  try: quorum chat --target {cluster.target} "What is the capital of France?"')
-        console.print("  Ctrl-C stops the cluster.")
-        stop.wait()
-        err.print("stopping…")
+    try:
+        with LocalCluster(config) as cluster:
+            err.print(f"[bold]quorum[/] gateway at [cyan]{cluster.target}[/]; loading {len(config.models)} model(s)…")
+            cluster.wait_ready(timeout_s=max(m.engine.startup_timeout_s for m in config.models))
+            console.print(f"[green]quorum is serving[/] on grpc://{cluster.target}")
+            console.print(f"  OpenAI-compatible HTTP: {cluster.http_url}/v1")
+            for model in config.models:
+                console.print(f"  model [bold]{model.id}[/] ({model.source})")
+            console.print(f'  try: quorum chat --target {cluster.target} "What is the capital of France?"')
+            console.print("  Ctrl-C stops the cluster.")
+            stop.wait()
+            err.print("stopping…")
+    except (RayStartError, ClusterStartError) as exc:
+        err.print(f"[red]the cluster did not start:[/] {escape(str(exc))}")
+        return 1
     return 0
 
 

@@ -16,6 +16,7 @@ from ray import serve
 from quorum.cluster.config import QuorumConfig
 
 from .app import build_app
+from .ray_head import start_ray
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +58,7 @@ class LocalCluster:
             self.config = self.config.model_copy(update={"gateway": gateway})
         cfg = self.config
         if not ray.is_initialized():
-            ray.init(
-                address=cfg.ray.address,
-                num_cpus=cfg.ray.num_cpus,
-                namespace=cfg.ray.namespace,
-                include_dashboard=False,
-                log_to_driver=True,
-                configure_logging=True,
-                logging_level=logging.WARNING,
-                _metrics_export_port=cfg.ray.metrics_export_port,
-            )
+            start_ray(cfg.ray)
             self._started_ray = cfg.ray.address is None
         serve.start(
             proxy_location="HeadOnly",

@@ -1,0 +1,118 @@
+"""Start the local Ray head quorum runs on, and say why when it does not start.
+
+``ray.init`` gives a local raylet a fixed 30 s to register with the GCS. On a loaded
+machine that can run out, and Ray then raises with no cause and leaves the GCS, the
+raylet and their helpers running. Here a failed start stops every process it spawned,
+tries once more, and a final failure carries the end of Ray's own logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+
+from quorum.cluster.config import RayConfig
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+# The processes that must come up for a head node; their logs say why one did not.
+HEAD_LOGS = ("gcs_server.err", "gcs_server.out", "raylet.err", "raylet.out")
+LOG_TAIL_LINES = 15
+STOP_GRACE_S = 10.0
+
+
+class RayStartError(RuntimeError):
+    """Ray did not start; the message holds Ray's error and the end of its head-node logs."""
+
+
+def ray_temp_dir() -> Path:
+    """Where a local Ray head writes its sessions: ``$RAY_TMPDIR/ray``, else the system temp dir's ``ray``."""
+    return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
+
+
+def head_log_tail(temp_dir: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of each non-empty head-node log of the latest session, or '' if there are none."""
+    logs = temp_dir / "session_latest" / "logs"
+    parts = []
+    for name in HEAD_LOGS:
+        path = logs / name
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        tail = text.splitlines()[-lines:]
+        if tail:
+            parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
+def stop_children_since(before: set[int], grace_s: float = STOP_GRACE_S) -> list[int]:
+    """Stop this process's children whose pids are not in ``before``, and their descendants; return the pids.
+
+    SIGTERM first, then SIGKILL for those still alive after ``grace_s``. Children that were already
+    running (another Ray cluster this process started) and their workers are left alone.
+    """
+    started = []
+    for child in psutil.Process().children():
+        if child.pid not in before:
+            started.append(child)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                started.extend(child.children(recursive=True))
+    for proc in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(started, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    return [p.pid for p in started]
+
+
+def start_ray(
+    cfg: RayConfig,
+    *,
+    init: Callable[..., Any] = ray.init,
+    temp_dir: Path | None = None,
+    attempts: int = ATTEMPTS,
+) -> None:
+    """``ray.init`` for ``cfg``: start a local head (``cfg.address`` None) or connect to ``cfg.address``.
+
+    A local head that fails to start is stopped and started again, up to ``attempts`` times in all;
+    connecting to an existing cluster is tried once. Raises ``RayStartError``.
+    """
+    tries = attempts if cfg.address is None else 1
+    for attempt in range(1, tries + 1):
+        before = {p.pid for p in psutil.Process().children()}
+        try:
+            init(
+                address=cfg.address,
+                num_cpus=cfg.num_cpus,
+                namespace=cfg.namespace,
+                include_dashboard=False,
+                log_to_driver=True,
+                configure_logging=True,
+                logging_level=logging.WARNING,
+                _metrics_export_port=cfg.metrics_export_port,
+            )
+            return
+        except Exception as exc:
+            logs = head_log_tail(temp_dir or ray_temp_dir()) if cfg.address is None else ""
+            stopped = stop_children_since(before)
+            ray.shutdown()
+            where = "a local Ray head" if cfg.address is None else f"Ray at ray.address={cfg.address!r}"
+            message = f"could not start {where} (attempt {attempt} of {tries}): {exc}"
+            if stopped:
+                message += f"; stopped the {len(stopped)} processes it had started"
+            if attempt == tries:
+                raise RayStartError(message + (f"\n{logs}" if logs else "")) from exc
+            logger.warning("%s; trying again\n%s", message, logs)
