@@ -6,9 +6,10 @@ decoding the grammar can rule that out: :func:`expression_schema` gives the
 calculator an ``expression`` pattern whose operands are the given numbers (the
 question's and the earlier tool results'), each used at most as often as it
 was written ("What is 12 * 12?" may use 12 twice), joined by
-``+ - * /``; :func:`answer_schema` limits a numeric final answer to the tool
-results. Numbers are written the way the calculator and the answer extractor
-read them back (canonical decimals, no separators).
+``+ - * /``; :func:`answer_schema` limits a numeric final answer
+to the tool results, and for a question that asks "how many" to the ones that
+are not negative (a count). Numbers are written the way the calculator and the
+answer extractor read them back (canonical decimals, no separators).
 
 Each-at-most-once is spelled out as a trie of operand sequences, which grows
 like ``m!`` for ``m`` numbers; past :data:`MAX_DISTINCT` numbers the pattern
@@ -28,11 +29,17 @@ from .answers import canonical_number, numbers_in
 MAX_DISTINCT = 5
 MAX_NUMBERS = 12  # beyond this many distinct numbers grounding is off (the pattern would not help)
 _OPERATOR = r" [-+*/] "
+_HOW_MANY = re.compile(r"\bhow many\b", re.IGNORECASE)
 
 
 def grounded_numbers(texts: Iterable[str]) -> list[str]:
     """Every number in ``texts`` (magnitudes, canonical), in order; a number written twice is listed twice."""
     return [canonical_number(abs(value)) for text in texts for value in numbers_in(text)]
+
+
+def asks_for_count(question: str) -> bool:
+    """True when ``question`` asks "how many": its answer is a count, which is never negative."""
+    return _HOW_MANY.search(question) is not None
 
 
 def expression_pattern(numbers: Sequence[str]) -> str:
@@ -66,12 +73,20 @@ def expression_schema(base: Mapping[str, Any], numbers: Sequence[str]) -> dict[s
     return {**base, "properties": properties}
 
 
-def answer_schema(results: Iterable[str]) -> dict[str, Any] | None:
-    """A numeric final answer limited to the numbers of the tool ``results``; None when they hold none."""
+def result_values(results: Iterable[str], *, nonnegative: bool = False) -> list[Fraction]:
+    """The distinct numbers of the tool ``results``, in order; only those >= 0 with ``nonnegative``."""
     values: dict[Fraction, None] = {}
     for result in results:
         for value in numbers_in(result):
-            values.setdefault(value, None)
+            if value >= 0 or not nonnegative:
+                values.setdefault(value, None)
+    return list(values)
+
+
+def answer_schema(results: Iterable[str], *, nonnegative: bool = False) -> dict[str, Any] | None:
+    """A numeric final answer limited to the numbers of the tool ``results`` (with ``nonnegative``, those
+    >= 0); None when there are none."""
+    values = result_values(results, nonnegative=nonnegative)
     if not values:
         return None
     return {"enum": [int(v) if v.denominator == 1 else float(v) for v in values]}

@@ -22,6 +22,12 @@ budget runs out (BUDGET_TOKENS), or when its turns fill the model's context
 (CONTEXT_FULL). A step whose prompt leaves less room in the context than its
 token limit gets that room, so a model with a short context still runs.
 
+In a grounded run (``request.grounded``, the default) a question that asks
+"how many" is answered with a count. A negative result comes back with a note
+saying so, and until there is a result that is not negative the model can
+only calculate (loop detection still ends a run that repeats the call; its
+last step may then answer any number).
+
 Client tools (``request.client_tools``) are offered under the same grammar; a
 call of one ends the run with TOOL_CALL, the pending call last in the final
 event's ``steps``. The client runs it and sends the request again with the
@@ -42,7 +48,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from ..answers import AnswerFormat, answer_json_schema, extract_answer
 from ..events import Event, FinalEvent, StopReason, ToolCallEvent, ToolResultEvent
-from ..grounding import answer_schema, expression_schema, grounded_numbers
+from ..grounding import answer_schema, asks_for_count, expression_schema, grounded_numbers, result_values
 from ..llm import ChatTurn, ContextFullError, LLMClient
 from ..prompts import action_json, observation, react_messages
 from ..request import ReasonRequest
@@ -66,6 +72,7 @@ MAX_TOKENS = 192  # a tool call: a thought of up to 120 characters, then the cal
 # their cap and then pick a wrong operation; a mild penalty on tokens already generated in the step stops
 # that (ReAct benchmark, 100 problems: 6 looping thoughts -> 0, differences 2/10 -> 6/10, 0.76 -> 0.78).
 FREQUENCY_PENALTY = 0.3
+NEGATIVE_COUNT = "A count cannot be negative: the subtraction is the wrong way round."
 
 
 class ActionError(ValueError):
@@ -122,6 +129,7 @@ async def run(
     messages = react_messages(request, [registry.get(name) for name in request.offered_tools])
     results: dict[str, ToolOutcome] = {}  # by action signature
     transcript = list(request.steps)
+    count = request.grounded and request.answer_format is AnswerFormat.NUMBER and asks_for_count(request.question)
     for done in request.steps:
         action = Action(done.tool, done.arguments, done.thought)
         results[action.signature()] = done.outcome
@@ -129,7 +137,7 @@ async def run(
         if done.outcome.ok:
             seen.append(done.output)
         messages += [ChatTurn("assistant", action_json(done.tool, done.arguments, done.thought))]
-        messages += [ChatTurn("user", observation(done.outcome))]
+        messages += [ChatTurn("user", _observe(done.outcome, count))]
     cut: tuple[StopReason, str] | None = None
 
     def finish(answer: str | None, reason: StopReason, detail: str = "") -> FinalEvent:
@@ -139,7 +147,7 @@ async def run(
         if state.remaining_tokens == 0:
             yield finish(None, StopReason.BUDGET_TOKENS, tokens_exhausted(state))
             return
-        schema = _schema(request, registry, seen, results, answering=cut is not None)
+        schema = _schema(request, registry, seen, results, answering=cut is not None, count=count)
         sampling = step_sampling(
             request,
             state,
@@ -214,7 +222,7 @@ async def run(
             if outcome.ok:
                 seen.append(outcome.output)
             yield ToolResultEvent(step, action.tool, outcome.output, outcome.error, outcome.latency_s, call_id)
-            messages += [ChatTurn("assistant", call), ChatTurn("user", observation(outcome))]
+            messages += [ChatTurn("assistant", call), ChatTurn("user", _observe(outcome, count))]
     reason, detail = cut or (StopReason.MAX_STEPS, f"max_steps={request.max_steps} model calls gave no final answer")
     yield finish(None, reason, detail)
 
@@ -226,22 +234,39 @@ def _schema(
     results: Mapping[str, ToolOutcome],
     *,
     answering: bool,
+    count: bool = False,
 ) -> str:
     """The grammar of the next action: tools only until one has returned, then tools or the final answer,
     only the final answer after a cut. With grounding, the calculator combines only numbers in ``seen``
-    and a numeric answer is one of the tool results' numbers."""
+    and a numeric answer is one of the tool results' numbers (with ``count``, one that is not negative:
+    tools only while there is none)."""
     answer = answer_json_schema(request.answer_format, request.choices)
     overrides: dict[str, Mapping[str, Any]] = {}
+    may_answer = bool(results)
     if request.grounded:
         outputs = [outcome.output for outcome in results.values() if outcome.ok]
-        answer = (answer_schema(outputs) if request.answer_format is AnswerFormat.NUMBER else None) or answer
+        if request.answer_format is AnswerFormat.NUMBER:
+            grounded = answer_schema(outputs, nonnegative=count)
+            if grounded is not None:
+                answer = grounded
+            elif count and result_values(outputs):  # only negative results so far: calculate again
+                may_answer = False
         if CALCULATOR in request.tools:
             expression = expression_schema(registry.get(CALCULATOR).parameters, grounded_numbers(seen))
             if expression is not None:
                 overrides[CALCULATOR] = expression
     if answering:
         return json.dumps(registry.tool_call_schema((), answer))
-    return json.dumps(registry.tool_call_schema(request.offered_tools, answer if results else None, overrides))
+    return json.dumps(registry.tool_call_schema(request.offered_tools, answer if may_answer else None, overrides))
+
+
+def _observe(outcome: ToolOutcome, count: bool) -> str:
+    """The tool result as the model sees it; a negative result of a "how many" question says it cannot be."""
+    text = observation(outcome)
+    values = result_values([outcome.output]) if count and outcome.ok else []
+    if values and all(value < 0 for value in values):
+        text += " " + NEGATIVE_COUNT
+    return text
 
 
 async def _call_tool(registry: ToolRegistry, action: Action, parent: Span) -> ToolOutcome:

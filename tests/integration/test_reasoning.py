@@ -65,6 +65,20 @@ def test_react_uses_the_calculator(stub: reasoning_pb2_grpc.ReasoningServiceStub
     assert final.usage.completion_tokens > 0
 
 
+def test_react_answers_a_count_with_a_result_that_is_not_negative(
+    stub: reasoning_pb2_grpc.ReasoningServiceStub,
+) -> None:
+    """The model tends to subtract the wrong way round here (4288 - 4742); a "how many" question cannot end on
+    the negative result: it is sent back and the model calculates again."""
+    events = run(
+        stub,
+        question="A water tank holds 4742 liters. Then 4288 liters leak out. How many liters are left in the tank?",
+        strategy=rpb.STRATEGY_REACT,
+        tools=["calculator"],
+    )
+    assert events[-1].final.answer == "454"
+
+
 WEATHER = pb.ToolDefinition(
     name="get_weather",
     description="Returns today's weather in a city.",

@@ -324,7 +324,8 @@ class ReasonRequest(_message.Message):
     """Chunks to retrieve per search (RAG and the retrieve tool); 0 means the server default."""
     free_arithmetic: _builtins.bool
     """ReAct: let the calculator use any numbers. By default its expression may only combine numbers of the
-    question and of earlier tool results, each once, and a numeric final answer must be a tool result.
+    question and of earlier tool results, each once, and a numeric final answer must be a tool result
+    (one that is not negative when the question asks "how many").
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_inference_pb2.ChatMessage]:

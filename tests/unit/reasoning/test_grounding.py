@@ -4,10 +4,18 @@ from dataclasses import replace
 
 import pytest
 
-from quorum.reasoning.grounding import MAX_DISTINCT, answer_schema, expression_pattern, grounded_numbers
+from quorum.reasoning.grounding import (
+    MAX_DISTINCT,
+    answer_schema,
+    asks_for_count,
+    expression_pattern,
+    grounded_numbers,
+)
 from quorum.reasoning.request import ReasonRequest, Strategy
+from quorum.reasoning.strategies.react import NEGATIVE_COUNT
+from quorum.reasoning.tools import FINAL_ANSWER
 
-from .fakes import ANSWER, CALCULATE, ScriptedClient, reply
+from .fakes import ANSWER, CALCULATE, ScriptedClient, action, reply
 from .helpers import reason
 
 QUESTION = "A shop has 1234 boxes with 5678 pens in each. How many pens?"
@@ -78,3 +86,33 @@ async def test_free_arithmetic_keeps_the_calculators_own_schema() -> None:
     client = ScriptedClient([reply(CALCULATE), reply(ANSWER)])
     await reason(replace(REACT, grounded=False), client)
     assert expression_regex(client.calls[0].sampling.json_schema) == r"^[0-9+\-*/%^(). ]+$"
+
+
+def test_a_count_is_never_negative() -> None:
+    assert asks_for_count("A tank holds 900 liters. How many liters are left?")
+    assert not asks_for_count("What is 3 - 5?")
+    assert answer_schema(["-454", "12"], nonnegative=True) == {"enum": [12]}
+    assert answer_schema(["-454"], nonnegative=True) is None
+    assert answer_schema(["-454"]) == {"enum": [-454]}
+
+
+def tool_names(schema: str | None) -> list[str]:
+    return [branch["properties"]["tool"]["enum"][0] for branch in json.loads(schema or "")["anyOf"]]
+
+
+async def test_a_negative_count_is_sent_back_and_cannot_be_the_answer() -> None:
+    question = "A water tank holds 4742 liters. Then 4288 liters leak out. How many liters are left in the tank?"
+    request = replace(REACT, question=question)
+    client = ScriptedClient(
+        [
+            reply(action("calculator", expression="4288 - 4742")),
+            reply(action("calculator", expression="4742 - 4288")),
+            reply(action(FINAL_ANSWER, answer=454)),
+        ]
+    )
+    _, final = await reason(request, client)
+    assert final.answer == "454"
+    after_negative = client.calls[1]
+    assert after_negative.messages[-1].content == f"Result: -454 {NEGATIVE_COUNT}"
+    assert tool_names(after_negative.sampling.json_schema) == ["calculator"]  # no answer from -454
+    assert "final_answer" in tool_names(client.calls[2].sampling.json_schema)
