@@ -6,9 +6,9 @@ decoding the grammar can rule that out: :func:`expression_schema` gives the
 calculator an ``expression`` pattern whose operands are the given numbers (the
 question's and the earlier tool results'), each used at most as often as it
 was written ("What is 12 * 12?" may use 12 twice), joined by
-``+ - * /``; :func:`answer_schema` limits a numeric final answer
-to the tool results, and for a question that asks "how many" to the ones that
-are not negative (a count). Numbers are written the way the calculator and the
+``+ - * /``; :func:`answer_schema` limits a numeric final answer to the tool
+results, and for a question that asks "how many" to the ones that are not
+negative (a count). Numbers are written the way the calculator and the
 answer extractor read them back (canonical decimals, no separators).
 
 Each-at-most-once is spelled out as a trie of operand sequences, which grows

@@ -2,8 +2,9 @@
 
 ``ray.init`` gives a local raylet a fixed 30 s to register with the GCS. On a loaded
 machine that can run out, and Ray then raises with no cause and leaves the GCS, the
-raylet and their helpers running. Here a failed start stops every process it spawned,
-tries once more, and a final failure carries the end of Ray's own logs.
+raylet and their helpers running. Here a failed start stops every process it spawned
+and starts again (:data:`ATTEMPTS` tries in all); a final failure carries the end of
+Ray's own logs.
 """
 
 from __future__ import annotations

@@ -94,6 +94,17 @@ PENDING = pb.ChatMessage(
 )
 
 
+def with_steps(*steps: pb.ChatMessage) -> dict[str, object]:
+    """A ReAct request that declares WEATHER and replays ``steps``."""
+    return {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER], "steps": list(steps)}
+
+
+def weather_call(arguments_json: str = "{}", call_id: str = "c1", name: str = "get_weather") -> pb.ChatMessage:
+    """An assistant step that calls ``name`` once."""
+    call = pb.ToolCallRequest(id=call_id, name=name, arguments_json=arguments_json)
+    return pb.ChatMessage(role="assistant", tool_calls=[call])
+
+
 def test_a_client_tool_call_pauses_the_run_and_the_client_continues_it(client: QuorumClient) -> None:
     """The model calls a tool the client declared: the run stops with the pending call in final.steps; the
     client runs it and sends the steps back with the result, and the continued run finds the first run's
@@ -302,51 +313,22 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "client_tools: at most 32 client tools per request",
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [pb.ChatMessage(role="tool", tool_call_id="call_1", content="18 C")],
-            },
+            with_steps(pb.ChatMessage(role="tool", tool_call_id="call_1", content="18 C")),
             grpc.StatusCode.INVALID_ARGUMENT,
             'steps[0]: expected an "assistant" message with exactly one tool call',
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [PENDING, pb.ChatMessage(role="user", content="18 C")],
-            },
+            with_steps(PENDING, pb.ChatMessage(role="user", content="18 C")),
             grpc.StatusCode.INVALID_ARGUMENT,
             'steps[1].role: expected the "tool" message answering call',
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [
-                    pb.ChatMessage(
-                        role="assistant", tool_calls=[pb.ToolCallRequest(name="get_weather", arguments_json="{}")]
-                    )
-                ],
-            },
+            with_steps(weather_call(call_id="")),
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0].tool_calls[0].id: must not be empty",
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [
-                    pb.ChatMessage(
-                        role="assistant",
-                        tool_calls=[pb.ToolCallRequest(id="c1", name="get_weather", arguments_json="{oops")],
-                    )
-                ],
-            },
+            with_steps(weather_call("{oops")),
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0].tool_calls[0].arguments_json: not valid JSON",
         ),
@@ -365,36 +347,17 @@ def test_list_tools(stub: reasoning_pb2_grpc.ReasoningServiceStub) -> None:
             "client_tools[0].parameters_json_schema: must be a JSON Schema of an object",
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [
-                    pb.ChatMessage(
-                        role="assistant", tool_calls=[pb.ToolCallRequest(id="c1", name="shell", arguments_json="{}")]
-                    )
-                ],
-            },
+            with_steps(weather_call(name="shell")),
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0].tool_calls[0].name: 'shell' is not among the request's tools",
         ),
         (
-            {
-                "question": "hi",
-                "strategy": rpb.STRATEGY_REACT,
-                "client_tools": [WEATHER],
-                "steps": [
-                    pb.ChatMessage(
-                        role="assistant",
-                        tool_calls=[pb.ToolCallRequest(id="c1", name="get_weather", arguments_json="[1]")],
-                    )
-                ],
-            },
+            with_steps(weather_call("[1]")),
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0].tool_calls[0].arguments_json: must be a JSON object",
         ),
         (
-            {"question": "hi", "strategy": rpb.STRATEGY_REACT, "client_tools": [WEATHER], "steps": [PENDING]},
+            with_steps(PENDING),
             grpc.StatusCode.INVALID_ARGUMENT,
             "steps[0]: the call 'call_1' has no result",
         ),
