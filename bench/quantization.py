@@ -46,6 +46,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,9 @@ class Side:
         return statistics.median(self.throughputs)
 
 
-def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def engine_kwargs(args: argparse.Namespace, dtype: str = "bfloat16") -> dict[str, Any]:
     return {
-        "dtype": "bfloat16",
+        "dtype": dtype,
         "enforce_eager": True,
         "max_model_len": 1024,
         "kv_cache_memory_bytes": 256 << 20,
@@ -162,14 +163,22 @@ def chat_token_ids(tokenizer: Any, questions: tuple[str, ...] | list[str]) -> li
     return ids
 
 
-def run_engine(side: Side, args: argparse.Namespace, console: Console, with_perplexity: bool) -> None:
-    """One engine on ``side.path``: warm-up, ``--repeats`` timed batches, optionally perplexity; then shut down."""
+def run_engine(
+    side: Side,
+    args: argparse.Namespace,
+    console: Console,
+    with_perplexity: bool,
+    dtype: str = "bfloat16",
+    extra: Callable[[Any], None] | None = None,
+) -> None:
+    """One engine on ``side.path``: warm-up, ``--repeats`` timed batches, optionally perplexity, then ``extra(llm)``
+    (more measurements on the same engine); then shut down."""
     import vllm
     from vllm.inputs import TokensPrompt
 
     environ = dict(os.environ)  # vLLM sets variables for its workers; every engine starts from the same ones
     started = time.perf_counter()
-    llm = vllm.LLM(model=str(side.path), **engine_kwargs(args))
+    llm = vllm.LLM(model=str(side.path), **engine_kwargs(args, dtype))
     side.load_seconds.append(time.perf_counter() - started)
     pids = descendants()
     try:
@@ -190,6 +199,8 @@ def run_engine(side: Side, args: argparse.Namespace, console: Console, with_perp
                 side.deterministic = False
         if with_perplexity:
             side.perplexity, side.text_tokens = perplexity(llm, tokenizer)
+        if extra is not None:
+            extra(llm)
     finally:
         llm.llm_engine.engine_core.shutdown()
         del llm

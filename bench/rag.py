@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--top-k", type=int, default=0, help="chunks retrieved per question (0: server default)")
     parser.add_argument("--concurrency", type=int, default=4, help="Reason calls in flight")
-    parser.add_argument("--dtype", default="float32", help="engine dtype (the shipped config says bfloat16)")
+    parser.add_argument("--dtype", default="float32", help="engine dtype (the shipped config says float32)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="quorum config file (first model used)")
     parser.add_argument("--verbose", action="store_true", help="print every question")
     args = parser.parse_args()

@@ -32,8 +32,13 @@ class _Strict(BaseModel):
 class EngineConfig(_Strict):
     """Settings passed to each replica's vLLM engine (``vllm.AsyncEngineArgs``)."""
 
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "bfloat16", description="Weight and activation dtype."
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(
+        None,
+        description=(
+            "Weight and activation dtype; 'auto' takes the checkpoint's. None: float32 on CPU replicas "
+            "(deployment.num_gpus 0) and bfloat16 on accelerators. Measured on CPU (docs/numerics.md): bfloat16 "
+            "flips greedy answers of small models, and which ones depends on the CPU's kernels."
+        ),
     )
     max_model_len: int = Field(2048, ge=16, description="Context length: prompt plus generated tokens.")
     tensor_parallel_size: int = Field(1, ge=1, description="Shards of each layer, one per accelerator.")
@@ -161,6 +166,21 @@ class DeploymentConfig(_Strict):
             "accept (max_ongoing_requests each); more get RESOURCE_EXHAUSTED with a retry hint. None: unbounded."
         ),
     )
+    max_replicas_per_node: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Most replicas of this model on one Ray node (Serve's max_replicas_per_node); 1 puts every replica on "
+            "its own node, so losing a node loses one replica. None: no limit."
+        ),
+    )
+    label_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Ray node labels a replica's node must carry (Ray's label_selector), e.g. {quorum-role: engine} to "
+            "keep engines on worker nodes; with tensor/pipeline parallelism every bundle's node. Empty: any node."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_scaling(self) -> DeploymentConfig:
@@ -210,6 +230,13 @@ class ModelConfig(_Strict):
         return self.deployment.num_gpus > 0
 
     @property
+    def dtype(self) -> Literal["auto", "bfloat16", "float16", "float32"]:
+        """The engine dtype (None resolved: float32 on CPU replicas, bfloat16 on accelerators)."""
+        if self.engine.dtype is not None:
+            return self.engine.dtype
+        return "bfloat16" if self.uses_gpus else "float32"
+
+    @property
     def executor_backend(self) -> Literal["mp", "ray"]:
         """The vLLM executor of a multi-rank engine ('auto' resolved)."""
         backend = self.engine.distributed_executor_backend
@@ -238,11 +265,14 @@ class GatewayConfig(_Strict):
         None,
         description=(
             "File of accepted bearer tokens, one per line ('#' comments); when set, every RPC but "
-            "grpc.health.v1 needs metadata 'authorization: Bearer <token>'. Re-read when the file changes."
+            "grpc.health.v1 needs metadata 'authorization: Bearer <token>'. Re-read when the file changes; "
+            "emptying or deleting it revokes every token (fail closed)."
         ),
     )
     tls_cert_file: str | None = Field(
-        None, description="PEM server certificate (chain); enables TLS with tls_key_file."
+        None,
+        description="PEM server certificate (chain); enables TLS with tls_key_file. The TLS files are re-read "
+        "when they change (new connections use the new ones).",
     )
     tls_key_file: str | None = Field(None, description="PEM private key of tls_cert_file.")
     tls_client_ca_file: str | None = Field(
@@ -253,6 +283,13 @@ class GatewayConfig(_Strict):
     )
     http_port: int = Field(
         8000, ge=0, le=65535, description="Port of the OpenAI-compatible HTTP endpoint (/v1/...); 0 picks a free one."
+    )
+    label_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Ray node labels a gateway replica's node must carry, e.g. {quorum-role: head} to keep the front door "
+            "on the head node when worker nodes may be lost. Empty: any node."
+        ),
     )
 
     @model_validator(mode="after")
@@ -275,6 +312,16 @@ class ReasoningConfig(_Strict):
     max_seconds: float = Field(300, gt=0, description="Largest budget.max_seconds a request may ask for.")
     max_tokens: int = Field(32768, ge=1, description="Largest budget.max_tokens a request may ask for.")
     tool_timeout_s: float = Field(5, gt=0, description="Time one tool call may take before it fails.")
+    label_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ray node labels a reasoning replica's node must carry (see gateway.label_selector).",
+    )
+    max_input_chars: int = Field(
+        1_000_000,
+        ge=1,
+        description="Largest total of characters in a Reason request's question, messages and replayed steps; "
+        "a larger request is rejected before anything is tokenized.",
+    )
 
     @model_validator(mode="after")
     def _check_samples(self) -> ReasoningConfig:
@@ -298,6 +345,12 @@ class RagConfig(_Strict):
     chunk_overlap: int = Field(120, ge=0, description="Characters shared by consecutive chunks.")
     max_document_chars: int = Field(200_000, ge=1, description="Largest document accepted by Ingest.")
     max_documents_per_request: int = Field(256, ge=1, description="Documents one Ingest call may carry.")
+    max_metadata_chars: int = Field(
+        4096,
+        ge=1,
+        description="Largest metadata of one document (keys plus values, in characters): Search returns it with "
+        "every hit, so it must fit in a response many times over.",
+    )
     default_top_k: int = Field(4, ge=1, description="Chunks retrieved when a request leaves top_k 0.")
     max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
 
@@ -308,6 +361,43 @@ class RagConfig(_Strict):
         if self.default_top_k > self.max_top_k:
             raise ValueError("rag.default_top_k must not exceed rag.max_top_k")
         return self
+
+
+class ConstraintsConfig(_Strict):
+    """Bounds on what an output constraint (JSON schema, regex, choice list, tool schemas) may cost before it
+    reaches an engine; see cluster/constraints.py and docs/constraints.md for why each bound exists."""
+
+    max_json_bytes: int = Field(
+        64 * 1024, ge=64, description="Largest JSON schema, tool parameters schema or tool-call arguments, in bytes."
+    )
+    max_depth: int = Field(
+        32, ge=2, le=256, description="Deepest nesting of objects/arrays in those JSON documents, and of regex groups."
+    )
+    max_schema_properties: int = Field(
+        256, ge=1, description="Most properties one schema declares over all its properties/patternProperties maps."
+    )
+    max_regex_chars: int = Field(1024, ge=1, description="Longest regex (sampling.constraint.regex, schema patterns).")
+    max_repetition: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Largest product of regex repetition counts along one nesting path (((a{1,50}){1,50}){1,50} is 125,000), "
+            "and largest schema length/count keyword (maxLength, maxItems, ...)."
+        ),
+    )
+    max_choices: int = Field(1024, ge=1, description="Most values of a choice list (or a schema enum).")
+    max_choice_bytes: int = Field(64 * 1024, ge=1, description="Most bytes of a choice list's values together.")
+    compile_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Time a constraint that passes the bounds may take to compile in the replica's grammar-check process "
+            "(xgrammar, the engine's backend) before it is refused; it never reaches the engine."
+        ),
+    )
+    compile_cache_size: int = Field(
+        1024, ge=0, description="Constraints remembered per replica as checked (accepted or refused); 0: none."
+    )
 
 
 class TelemetryConfig(_Strict):
@@ -325,12 +415,13 @@ class RayConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster; None uses all cores.")
     namespace: str = Field("quorum", description="Ray namespace of the Serve application.")
     metrics_export_port: int | None = Field(
-        None,
+        8080,
         ge=1,
         le=65535,
         description=(
-            "Local cluster: port where Ray serves Prometheus metrics (engine, Serve and quorum metrics of every "
-            "replica); None lets Ray pick one."
+            "Local cluster: port where Ray's metrics agent serves Prometheus metrics at /metrics (engine, Serve "
+            "and quorum metrics of every replica; `quorum up` prints the URL). 8080 is also the chart's metrics "
+            "port and clashes with neither Serve's HTTP port (8000) nor gRPC (50051); None lets Ray pick one."
         ),
     )
     app_name: str = Field("quorum", description="Ray Serve application name.")
@@ -344,6 +435,7 @@ class QuorumConfig(_Strict):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)  # type: ignore[arg-type]
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)  # type: ignore[arg-type]
     rag: RagConfig = Field(default_factory=RagConfig)  # type: ignore[arg-type]
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)  # type: ignore[arg-type]
     ray: RayConfig = Field(default_factory=RayConfig)  # type: ignore[arg-type]
     model_cache_dir: str = Field("~/.cache/quorum/models", description="Where prepared (converted) models are written.")
 

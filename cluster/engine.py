@@ -28,7 +28,7 @@ def engine_args(model: ModelConfig, weights: str, tokenizer: str | None = None) 
         "model": weights,
         "tokenizer": tokenizer or weights,
         "served_model_name": model.id,
-        "dtype": engine.dtype,
+        "dtype": model.dtype,
         "max_model_len": engine.max_model_len,
         "tensor_parallel_size": engine.tensor_parallel_size,
         "pipeline_parallel_size": engine.pipeline_parallel_size,

@@ -33,6 +33,7 @@ from quorum.cluster.telemetry import setup_tracing
 from quorum.cluster.types import ModelStatus
 from quorum.v1 import inference_pb2, inference_pb2_grpc, reasoning_pb2, reasoning_pb2_grpc
 
+from .grpc_metrics import RayRequestCount, RequestCounter
 from .inference import InferenceServicer
 from .openai_http import build_openai_app
 from .reasoning_service import ReasoningServicer
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 INFERENCE_SERVICE = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 REASONING_SERVICE = reasoning_pb2.DESCRIPTOR.services_by_name["ReasoningService"].full_name
 HEALTH_PERIOD_S = 1.0
+REASONING_PROBE_TIMEOUT_S = 10.0
 
 
 def _serving(ready: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
@@ -57,6 +59,8 @@ class Gateway:
         setup_tracing(config.telemetry, component="gateway")
         self._config = config
         self._dispatcher = ModelDispatcher(config, handles)
+        self._reasoning = reasoning
+        self._reasoning_up = False
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._dispatcher.add_listener(self._on_status)
         gateway = config.gateway
@@ -68,6 +72,8 @@ class Gateway:
         self._tokens = TokenFile(gateway.auth_tokens_file) if gateway.auth_tokens_file is not None else None
         if self._tokens is not None:
             interceptors.insert(0, BearerTokenInterceptor(self._tokens))
+        # Outermost: every quorum RPC is counted by method and final status, refused ones included.
+        interceptors.insert(0, RequestCounter(RayRequestCount()))
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -101,7 +107,7 @@ class Gateway:
         self._all_ready = asyncio.Event()
         self._statuses: dict[str, ModelStatus] = {}
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run())]
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._watch_reasoning())]
         logger.info("gRPC gateway listening on %s:%d", gateway.host, self.port)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -112,6 +118,20 @@ class Gateway:
         await self._set_overall()
         await self._server.start()
         await self._dispatcher.monitor(HEALTH_PERIOD_S)
+
+    async def _watch_reasoning(self) -> None:
+        """Probe the reasoning deployment (a cheap call) every period; ReasoningService health follows it."""
+        while True:
+            try:
+                await asyncio.wait_for(self._reasoning.tools.remote(), REASONING_PROBE_TIMEOUT_S)
+                up = True
+            except Exception:  # noqa: BLE001 - any failure means the reasoning replicas cannot answer now
+                up = False
+            if up != self._reasoning_up:
+                logger.info("reasoning deployment %s", "answering" if up else "not answering")
+                self._reasoning_up = up
+                await self._set_overall()
+            await asyncio.sleep(HEALTH_PERIOD_S)
 
     async def _on_status(self, model_id: str, status: ModelStatus) -> None:
         self._statuses[model_id] = status
@@ -128,6 +148,8 @@ class Gateway:
         serving = _serving(ready)
         await self._health.set("", serving)
         await self._health.set(INFERENCE_SERVICE, serving)
+        # Reasoning runs strategies on the engines: it serves when they do and its own replicas answer.
+        await self._health.set(REASONING_SERVICE, _serving(ready and self._reasoning_up))
 
     async def wait_ready(self, timeout_s: float) -> bool:
         """Wait until every model can serve; False on timeout."""

@@ -55,3 +55,11 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("models: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_dtype_defaults_to_float32_on_cpu_and_bfloat16_on_accelerators() -> None:
+    cpu = parse_config({"models": [{"id": "m", "source": "org/m"}]}).models[0]
+    gpu = parse_config({"models": [{"id": "m", "source": "org/m", "deployment": {"num_gpus": 1}}]}).models[0]
+    chosen = parse_config({"models": [{"id": "m", "source": "org/m", "engine": {"dtype": "bfloat16"}}]}).models[0]
+    assert (cpu.dtype, gpu.dtype, chosen.dtype) == ("float32", "bfloat16", "bfloat16")
+    assert load_config(DEFAULT_CONFIG).models[0].dtype == "float32"
