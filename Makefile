@@ -12,13 +12,16 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup model lint typecheck proto proto-check deploy-check deploy-regen unit integration bench clean
+.PHONY: run test setup model lint typecheck proto proto-check deploy-check deploy-regen unit integration bench image image-test clean
 
 run: setup
 	$(BIN)/quorum up
 
+# Two pytest runs: tests marked own_cluster start a Ray cluster of their own (several nodes), so they run
+# after the session cluster of the rest is stopped, never next to it on a 2-core machine.
 test: setup lint typecheck proto-check deploy-check
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not own_cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m own_cluster $(PYTEST_ARGS)
 
 setup: $(STAMP) model
 
@@ -72,6 +75,16 @@ integration: setup
 
 bench: setup
 	$(BIN)/python -m bench.overhead
+
+# Container image quorum:<version>-<engine> with buildah (as root; base rootfs and pip settings of this
+# machine, see scripts/build_image.sh and docs/deployment.md). ENGINE=gpu builds the GPU variant.
+# Not part of `make test`: the CPU build takes longer than CI's budget.
+image:
+	bash scripts/build_image.sh $(ENGINE)
+
+# Starts the built CPU image (buildah run, loopback only), serves, asks one chat question, stops.
+image-test:
+	bash scripts/test_image.sh
 
 clean:
 	rm -rf $(VENV) .venv-deploy .mypy_tree .mypy_cache .ruff_cache .pytest_cache

@@ -26,11 +26,12 @@ def placement(model: ModelConfig) -> dict[str, Any]:
     Tensor-parallel ranks must share a node (STRICT_PACK); with pipeline stages the group may span
     nodes (PACK keeps consecutive ranks, hence each stage's TP group, together where it can).
     CPU hosts: each bundle reserves the replica's CPUs for one rank; the ranks are local processes
-    (``mp``), so the whole group sits on one node.
+    (``mp``), so the whole group sits on one node. Every bundle carries the deployment's label selector.
     """
     world = model.world_size
     if world == 1:
         return {}
+    selector = model.deployment.label_selector
     cpus = model.deployment.num_cpus
     if model.uses_gpus:
         bundles: list[dict[str, float]] = [{"CPU": cpus, "GPU": 1}] + [{"GPU": 1} for _ in range(world - 1)]
@@ -39,7 +40,31 @@ def placement(model: ModelConfig) -> dict[str, Any]:
     else:
         bundles = [{"CPU": cpus} for _ in range(world)]
         strategy = "STRICT_PACK"
-    return {"placement_group_bundles": bundles, "placement_group_strategy": strategy}
+    options: dict[str, Any] = {"placement_group_bundles": bundles, "placement_group_strategy": strategy}
+    if selector:
+        options["placement_group_bundle_label_selector"] = [dict(selector) for _ in bundles]
+    return options
+
+
+def spread(model: ModelConfig) -> dict[str, Any]:
+    """Serve's ``max_replicas_per_node``: with 1, losing a node loses one replica of the model, not all."""
+    limit = model.deployment.max_replicas_per_node
+    return {} if limit is None else {"max_replicas_per_node": limit}
+
+
+def actor_options(model: ModelConfig) -> dict[str, Any]:
+    """The replica actor's ``ray_actor_options``: its CPUs and accelerators, and its node labels.
+
+    NOTE: a single-rank replica carries the label selector itself; a multi-rank one through its
+    placement group's bundles (see :func:`placement`).
+    """
+    options: dict[str, Any] = {
+        "num_cpus": model.deployment.num_cpus,
+        "num_gpus": model.deployment.num_gpus if model.world_size == 1 else 0,
+    }
+    if model.deployment.label_selector and model.world_size == 1:
+        options["label_selector"] = dict(model.deployment.label_selector)
+    return options
 
 
 def scaling(model: ModelConfig) -> dict[str, Any]:
@@ -79,13 +104,11 @@ def llm_server_app(model: ModelConfig, config: QuorumConfig) -> Application:
         "name": llm_deployment_name(model),
         **scaling(model),
         **placement(model),
+        **spread(model),
         "max_ongoing_requests": model.deployment.max_ongoing_requests,
         "max_queued_requests": model.deployment.max_queued_requests or -1,
         "request_router_config": router_config(model, config),
-        "ray_actor_options": {
-            "num_cpus": model.deployment.num_cpus,
-            "num_gpus": model.deployment.num_gpus if model.world_size == 1 else 0,
-        },
+        "ray_actor_options": actor_options(model),
         "health_check_period_s": 10,
         "health_check_timeout_s": 30,
         "graceful_shutdown_timeout_s": 20,
@@ -93,4 +116,6 @@ def llm_server_app(model: ModelConfig, config: QuorumConfig) -> Application:
         "logging_config": {"enable_access_log": False},
     }
     deployment = serve.deployment(LLMServer).options(**options)
-    return deployment.bind(model, config.model_cache_dir, config.telemetry, config.gateway.default_max_tokens)
+    return deployment.bind(
+        model, config.model_cache_dir, config.telemetry, config.gateway.default_max_tokens, config.constraints
+    )

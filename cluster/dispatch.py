@@ -11,7 +11,15 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    NodeDiedError,
+    ObjectLostError,
+    RayActorError,
+    RayTaskError,
+    WorkerCrashedError,
+)
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
@@ -22,7 +30,21 @@ from .types import GenerationChunk, GenerationRequest, Message, ModelStatus
 logger = logging.getLogger(__name__)
 
 StatusListener = Callable[[str, ModelStatus], Awaitable[None]]
-_UNREACHABLE = (ActorDiedError, ActorUnavailableError, RayActorError, ReplicaUnavailableError)
+# A replica's actor, worker process or node is gone, or so are the results it held (ObjectLostError covers
+# OwnerDiedError): the request is lost with it, and another replica may serve a retry.
+_UNREACHABLE = (
+    ActorDiedError,
+    ActorUnavailableError,
+    RayActorError,
+    ReplicaUnavailableError,
+    NodeDiedError,
+    WorkerCrashedError,
+    ObjectLostError,
+)
+
+
+class StreamTruncated(Exception):
+    """A replica's stream ended without its final chunk (the one carrying usage)."""
 
 
 @dataclass
@@ -46,8 +68,8 @@ def domain_error(exc: BaseException, model_id: str) -> QuorumError | None:
         return Overloaded(f"model '{model_id}' has too many queued requests ({cause.message}); retry with back-off")
     if isinstance(cause, DeploymentUnavailableError):
         return EngineUnavailable(f"model '{model_id}' failed to deploy; see `quorum status`")
-    if isinstance(cause, _UNREACHABLE):
-        return EngineUnavailable(f"the replica serving model '{model_id}' was lost; retry")
+    if isinstance(cause, (*_UNREACHABLE, StreamTruncated)):
+        return EngineUnavailable(f"the replica serving model '{model_id}' was lost ({type(cause).__name__}); retry")
     return None
 
 
@@ -61,6 +83,7 @@ class ModelDispatcher:
         status_timeout_s: float = 5.0,
     ) -> None:
         self._default = config.default_model_id
+        self.constraints = config.constraints  # grammar bounds every front door applies (cluster/constraints.py)
         self._status_timeout_s = status_timeout_s
         self._models = {
             m.id: _Model(m, handles[m.id], ModelStatus(ready=False, state="loading", detail="not yet probed"))
@@ -143,13 +166,22 @@ class ModelDispatcher:
         return model
 
     async def stream(self, model_id: str, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
-        """Chunks of the answer; cancelling the consumer aborts the engine request."""
+        """Chunks of the answer; cancelling the consumer aborts the engine request.
+
+        NOTE: a replica's stream always ends with a chunk carrying usage. One that stops before it (its
+        replica or node was lost in a way Ray reports as a plain end of stream) raises EngineUnavailable,
+        never a silently truncated answer.
+        """
         model = await self._ensure_ready(model_id)
         response = model.handle.options(stream=True).generate.remote(request)
         finished = False
         try:
+            final = False
             async for chunk in response:
+                final = chunk.usage is not None
                 yield chunk
+            if not final:
+                raise StreamTruncated(f"the stream of request {request.request_id} ended before its final chunk")
             finished = True
         except Exception as exc:
             # NOTE: the call itself failed (e.g. back-pressure refused it): there is nothing to cancel, and

@@ -23,9 +23,10 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
-from .config import ModelConfig, TelemetryConfig
+from .config import ConstraintsConfig, ModelConfig, TelemetryConfig
 from .engine import PrefixHits, choice_deltas, cpu_threads_bind, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
+from .grammar_check import GrammarChecker
 from .models import resolve_source
 from .prompting import PromptEncoder
 from .shared_prefill import prefill_shared_prefix
@@ -41,9 +42,16 @@ class LLMServer:
     """Serves one model: tokenizes, checks the context, runs the engine, streams chunks."""
 
     def __init__(
-        self, model: ModelConfig, model_cache_dir: str, telemetry: TelemetryConfig, default_max_tokens: int
+        self,
+        model: ModelConfig,
+        model_cache_dir: str,
+        telemetry: TelemetryConfig,
+        default_max_tokens: int,
+        constraints: ConstraintsConfig | None = None,
     ) -> None:
         self._model = model
+        self._constraints = constraints or ConstraintsConfig()
+        self._grammar: GrammarChecker | None = None  # set with the engine
         self._cache_dir = model_cache_dir
         self._default_max_tokens = default_max_tokens
         self._engine: AsyncLLM | None = None
@@ -67,6 +75,10 @@ class LLMServer:
             # Ray's metrics agent, tagged with this replica's id.
             engine = AsyncLLM.from_engine_args(args, stat_loggers=[RayPrometheusStatLogger])
             self._encoder = PromptEncoder(engine.get_tokenizer())
+            model_config = engine.vllm_config.model_config
+            self._grammar = GrammarChecker(
+                self._constraints, model_config.tokenizer, model_config.get_vocab_size(), model_config.trust_remote_code
+            )
             self._engine = engine
             self._state, self._detail = "ready", ""
             logger.info("model %s ready after %.1f s", self._model.id, time.monotonic() - self._started)
@@ -149,6 +161,10 @@ class LLMServer:
             if tool_grammar is not None:
                 sampling = replace(sampling, constraint=tool_grammar, logprobs=None)
             decoder = ToolCallDecoder() if tool_grammar is not None else None
+            if sampling.constraint is not None:
+                # NOTE: only a constraint that compiled within constraints.compile_timeout_s reaches the engine.
+                assert self._grammar is not None  # set together with the engine
+                await self._grammar.check(sampling.constraint)
             params = sampling_params(sampling, max_tokens, request.stream)
             completion_tokens = 0
             try:
@@ -180,9 +196,30 @@ class LLMServer:
                 raise EngineUnavailable(f"model '{self._model.id}' engine stopped: {exc}; retry shortly") from None
             except (ValueError, VLLMClientError) as exc:  # the engine's own request validation
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
+                await self._forget(engine, request.request_id)
                 raise InvalidArgument("sampling", str(exc)) from None
+            except Exception:
+                await self._forget(engine, request.request_id)
+                raise
+
+    async def _forget(self, engine: AsyncLLM, request_id: str) -> None:
+        """Abort a request that failed while the engine took it in.
+
+        NOTE: ``AsyncLLM`` registers a request with its output processor before handing it to the engine
+        core; when the hand-over fails (a value the engine's messaging cannot encode), vLLM does not undo
+        the registration and the request would count as unfinished forever. Aborting by our (external) id
+        drops it, and is a no-op for a request the engine already cleaned up.
+        """
+        if engine.errored:
+            return
+        try:
+            await engine.abort(request_id)
+        except Exception:
+            logger.exception("model %s: could not abort failed request %s", self._model.id, request_id)
 
     def __del__(self) -> None:
+        if self._grammar is not None:
+            self._grammar.close()
         engine = self._engine
         if engine is not None:
             self._engine = None

@@ -25,10 +25,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from .config import ConstraintsConfig
+from .constraints import check_json_schema
 from .errors import InvalidArgument
 from .types import ChoiceDelta, FinishReason, Message, OutputConstraint, ToolCall, ToolChoice, ToolChoiceMode, ToolSpec
 
 MAX_TOOLS = 64
+DEFAULT_CONSTRAINTS = ConstraintsConfig()
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 TOOLS_SYSTEM = """You can call tools. Reply with exactly one JSON object.
@@ -46,8 +49,14 @@ def parameters_schema(tool: ToolSpec) -> dict[str, Any]:
     return schema
 
 
-def check_tools(tools: Sequence[ToolSpec], choice: ToolChoice, constraint: OutputConstraint | None) -> None:
-    """Raise :class:`InvalidArgument` naming the first bad field of a request's tools and tool_choice."""
+def check_tools(
+    tools: Sequence[ToolSpec],
+    choice: ToolChoice,
+    constraint: OutputConstraint | None,
+    limits: ConstraintsConfig = DEFAULT_CONSTRAINTS,
+) -> None:
+    """Raise :class:`InvalidArgument` naming the first bad field of a request's tools and tool_choice (each
+    parameters schema within the grammar bounds ``limits``)."""
     if len(tools) > MAX_TOOLS:
         raise InvalidArgument("tools", f"at most {MAX_TOOLS} tools per request, got {len(tools)}")
     seen: set[str] = set()
@@ -58,11 +67,8 @@ def check_tools(tools: Sequence[ToolSpec], choice: ToolChoice, constraint: Outpu
             raise InvalidArgument(f"tools[{i}].name", f"'{tool.name}' is declared twice")
         seen.add(tool.name)
         if tool.parameters_json_schema:
-            try:
-                schema = json.loads(tool.parameters_json_schema)
-            except ValueError as exc:
-                raise InvalidArgument(f"tools[{i}].parameters_json_schema", f"not valid JSON: {exc}") from None
-            if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+            schema = check_json_schema(f"tools[{i}].parameters_json_schema", tool.parameters_json_schema, limits)
+            if schema.get("type", "object") != "object":
                 raise InvalidArgument(
                     f"tools[{i}].parameters_json_schema", 'must be a JSON Schema of an object ({"type": "object", ...})'
                 )
@@ -162,7 +168,7 @@ def constraint_for(tools: Sequence[ToolSpec], choice: ToolChoice) -> OutputConst
     if not offered:
         return None
     schema = tool_call_schema(offered, allow_reply=tool_mode(tools, choice) is ToolChoiceMode.AUTO)
-    return OutputConstraint(json_schema=json.dumps(schema))
+    return OutputConstraint(json_schema=json.dumps(schema), source="tools")
 
 
 def parse_turn(text: str) -> tuple[str, tuple[ToolCall, ...]]:

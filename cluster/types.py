@@ -47,11 +47,13 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class OutputConstraint:
-    """At most one of the fields is set."""
+    """At most one of the kinds is set. ``source`` is the request field the constraint came from, named in
+    errors about it ("sampling.constraint", "tools" for a tool-call grammar, "client_tools" for ReAct's)."""
 
     json_schema: str | None = None
     regex: str | None = None
     choice: tuple[str, ...] | None = None
+    source: str = "sampling.constraint"
 
 
 @dataclass(frozen=True)

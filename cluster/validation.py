@@ -6,15 +6,18 @@ run in the LLM server; see :func:`check_context`.
 
 from __future__ import annotations
 
-import json
 import math
 
+from .config import ConstraintsConfig
+from .constraints import check_constraint
 from .errors import ContextOverflow, InvalidArgument
 from .types import Message, SamplingOptions
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 MAX_STOP_STRINGS = 16
 MAX_LOGPROBS = 20
+MAX_TEMPERATURE = 2.0  # vLLM's own range is [0, 2]
+DEFAULT_CONSTRAINTS = ConstraintsConfig()
 
 
 def _finite(field: str, value: float) -> None:
@@ -22,11 +25,14 @@ def _finite(field: str, value: float) -> None:
         raise InvalidArgument(field, f"must be a finite number, got {value}")
 
 
-def check_sampling(sampling: SamplingOptions, max_n: int) -> None:
-    """Raise :class:`InvalidArgument` naming the first field out of range."""
+def check_sampling(sampling: SamplingOptions, max_n: int, limits: ConstraintsConfig = DEFAULT_CONSTRAINTS) -> None:
+    """Raise :class:`InvalidArgument` naming the first field out of range (the constraint within ``limits``)."""
     _finite("sampling.temperature", sampling.temperature)
-    if sampling.temperature < 0:
-        raise InvalidArgument("sampling.temperature", f"must be >= 0 (0 is greedy), got {sampling.temperature:g}")
+    if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
+        raise InvalidArgument(
+            "sampling.temperature",
+            f"must be in [0, {MAX_TEMPERATURE:g}] (0 is greedy), got {sampling.temperature:g}",
+        )
     _finite("sampling.top_p", sampling.top_p)
     if not 0 < sampling.top_p <= 1:
         raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {sampling.top_p:g}")
@@ -59,19 +65,8 @@ def check_sampling(sampling: SamplingOptions, max_n: int) -> None:
         raise InvalidArgument(
             "sampling.min_tokens", f"{sampling.min_tokens} exceeds sampling.max_tokens {sampling.max_tokens}"
         )
-    constraint = sampling.constraint
-    if constraint is not None:
-        if constraint.json_schema is not None:
-            try:
-                schema = json.loads(constraint.json_schema)
-            except ValueError as exc:
-                raise InvalidArgument("sampling.constraint.json_schema", f"not valid JSON: {exc}") from None
-            if not isinstance(schema, dict):
-                raise InvalidArgument("sampling.constraint.json_schema", "must be a JSON object (a JSON Schema)")
-        if constraint.regex is not None and not constraint.regex:
-            raise InvalidArgument("sampling.constraint.regex", "must not be empty")
-        if constraint.choice is not None and (not constraint.choice or any(not c for c in constraint.choice)):
-            raise InvalidArgument("sampling.constraint.choice", "needs at least one non-empty value")
+    if sampling.constraint is not None:
+        check_constraint(sampling.constraint, limits)
 
 
 def check_prompt(prompt: str, max_chars: int) -> None:

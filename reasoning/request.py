@@ -19,6 +19,7 @@ from .tools import FINAL_ANSWER, ClientTool, ToolStep
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 CLIENT_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_CLIENT_TOOLS = 32
+MAX_TEMPERATURE = 2.0  # the engines' (vLLM's) range is [0, 2]
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -106,6 +107,7 @@ class ReasoningLimits:
     max_seconds: float = 300.0
     max_tool_calls: int = 32
     max_step_tokens: int = 4096
+    max_input_chars: int = 1_000_000  # question + messages + replayed steps, checked before tokenizing
 
 
 def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Collection[str]) -> None:
@@ -117,6 +119,7 @@ def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Colle
     strategy = _enum(Strategy, request.strategy, "strategy")
     _check_question(request, limits)
     _check_messages(request.messages, limits)
+    _check_input_size(request, limits)
     _check_samples(request, strategy, limits)
     _check_tools(request, strategy, limits, known_tools)
     _check_client_tools(request, known_tools)
@@ -171,6 +174,25 @@ def _check_messages(messages: tuple[ChatTurn, ...], limits: ReasoningLimits) -> 
         if message.role not in CHAT_ROLES:
             raise ReasoningInputError(
                 f"messages[{position}].role", f"unknown role {message.role!r}; use one of: {', '.join(CHAT_ROLES)}"
+            )
+
+
+def _check_input_size(request: ReasonRequest, limits: ReasoningLimits) -> None:
+    """The text the model would read, counted before anything is tokenized (a long text costs seconds)."""
+    total = len(request.question) + sum(len(message.content) for message in request.messages)
+    if total > limits.max_input_chars:
+        raise ReasoningInputError(
+            "messages",
+            f"the question and messages hold {total} characters; the limit is {limits.max_input_chars} "
+            "(reasoning.max_input_chars)",
+        )
+    for step in request.steps:
+        total += len(step.thought) + len(step.output) + len(step.error) + len(step.arguments_json)
+        if total > limits.max_input_chars:
+            raise ReasoningInputError(
+                "steps",
+                f"the question, messages and steps hold over {limits.max_input_chars} characters, the limit "
+                "(reasoning.max_input_chars)",
             )
 
 
@@ -298,9 +320,10 @@ def _check_early_stopping(request: ReasonRequest, strategy: Strategy) -> None:
 def _check_sampling(sampling: SamplingOverrides, limits: ReasoningLimits) -> None:
     if sampling.temperature is not None:
         _finite("sampling.temperature", sampling.temperature)
-        if sampling.temperature < 0:
+        if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
             raise ReasoningInputError(
-                "sampling.temperature", f"must be >= 0 (0 is greedy), got {sampling.temperature:g}"
+                "sampling.temperature",
+                f"must be in [0, {MAX_TEMPERATURE:g}] (0 is greedy), got {sampling.temperature:g}",
             )
     if sampling.top_p is not None:
         _finite("sampling.top_p", sampling.top_p)

@@ -20,13 +20,21 @@ from .gateway import Gateway
 from .reasoning_server import ReasoningServer
 
 
+def front_actor_options(label_selector: dict[str, str]) -> dict[str, Any]:
+    """Gateway and reasoning replicas reserve no CPU; a label selector pins them to some nodes (e.g. the head)."""
+    options: dict[str, Any] = {"num_cpus": 0}
+    if label_selector:
+        options["label_selector"] = dict(label_selector)
+    return options
+
+
 def build_app(config: QuorumConfig) -> Application:
     """The gateway ingress (gRPC + OpenAI HTTP) bound to one LLM-server deployment per model and the reasoning one."""
     handles = {model.id: llm_server_app(model, config) for model in config.models}
     reasoning = serve.deployment(ReasoningServer).options(
         name="reasoning",
         num_replicas=config.reasoning.num_replicas,
-        ray_actor_options={"num_cpus": 0},
+        ray_actor_options=front_actor_options(config.reasoning.label_selector),
         max_ongoing_requests=1_000,
         logging_config={"enable_access_log": False},
     )
@@ -34,7 +42,7 @@ def build_app(config: QuorumConfig) -> Application:
     gateway = serve.deployment(serve.ingress()(Gateway)).options(
         name="gateway",
         num_replicas=config.gateway.num_replicas,
-        ray_actor_options={"num_cpus": 0},
+        ray_actor_options=front_actor_options(config.gateway.label_selector),
         max_ongoing_requests=10_000,
         logging_config={"enable_access_log": False},
         graceful_shutdown_timeout_s=config.gateway.graceful_shutdown_s + 5,

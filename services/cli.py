@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, QuorumConfig, load_config
+from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, GatewayConfig, QuorumConfig, load_config
 
 if TYPE_CHECKING:
     from .client import QuorumClient
@@ -58,13 +58,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         resolve_source(model, config.model_cache_dir)  # convert the embedded model once, with a progress bar
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with LocalCluster(config) as cluster:
+            # NOTE: after ray.init, which installs its own SIGTERM handler (sys.exit mid-wait): a container
+            # runtime's SIGTERM must take the same clean path as Ctrl-C.
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
             err.print(f"[bold]quorum[/] gateway at [cyan]{cluster.target}[/]; loading {len(config.models)} model(s)…")
             cluster.wait_ready(timeout_s=max(m.engine.startup_timeout_s for m in config.models))
             console.print(f"[green]quorum is serving[/] on grpc://{cluster.target}")
             console.print(f"  OpenAI-compatible HTTP: {cluster.http_url}/v1")
+            console.print(f"  metrics: {cluster.metrics_url or 'no metrics port reported by Ray'}")
+            console.print(f"  {_auth_summary(config.gateway)}")
             for model in config.models:
                 console.print(f"  model [bold]{model.id}[/] ({model.source})")
             console.print(f'  try: quorum chat --target {cluster.target} "What is the capital of France?"')
@@ -75,6 +79,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         err.print(f"[red]the cluster did not start:[/] {escape(str(exc))}")
         return 1
     return 0
+
+
+def _auth_summary(gateway: GatewayConfig) -> str:
+    """How clients authenticate, and how to revoke them, for ``quorum up``."""
+    tls = "TLS on gRPC (certificates re-read when they change)" if gateway.tls_cert_file else "no TLS"
+    if gateway.auth_tokens_file is None:
+        return f"auth: off (gateway.auth_tokens_file is not set); {tls}"
+    return (
+        f"auth: bearer tokens from {escape(gateway.auth_tokens_file)}, re-read when it changes; "
+        f"emptying or deleting the file revokes every token; {tls}"
+    )
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,6 +175,39 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     for model in config.models:
         console.print(f"{model.id}: {resolve_source(model, config.model_cache_dir)}")
     return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from quorum.cluster.config import ModelConfig
+    from quorum.cluster.models import ModelSourceError, resolve_source
+    from quorum.cluster.reference import REFERENCE_PROMPTS, compare, reference_answers
+
+    config = _config(args.config)
+    prompts = REFERENCE_PROMPTS[: args.prompts]
+    with _client(args) as client:
+        served_models = {m.id: m for m in client.list_models().models}
+        model_id = args.model or next((m.id for m in served_models.values() if m.is_default), "")
+        if model_id not in served_models:
+            err.print(f"[red]verify:[/] --model: '{escape(model_id)}' is not served; served: {sorted(served_models)}")
+            return 2
+        source = args.reference or served_models[model_id].source
+        try:
+            reference_dir = resolve_source(ModelConfig(id="reference", source=source), config.model_cache_dir)
+        except ModelSourceError as exc:
+            err.print(f"[red]verify:[/] --reference: {escape(str(exc))}", highlight=False)
+            return 2
+        served = [
+            client.chat([("user", prompt)], model=model_id, temperature=0, max_tokens=args.max_tokens).choices[0].text
+            for prompt in prompts
+        ]
+    console.print(f"reference: HF transformers float32 greedy on {reference_dir}", highlight=False)
+    report = compare(model_id, source, prompts, reference_answers(reference_dir, prompts, args.max_tokens), served)
+    _print_rows(
+        ("prompt", "agrees", "reference", "served"),
+        [(c.prompt, "yes" if c.agrees else "NO", c.reference.strip(), c.served.strip()) for c in report.checks],
+    )
+    print(report.summary(), flush=True)
+    return 0 if report.agreed >= min(args.min_agreement, report.total) else 1
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -302,6 +350,9 @@ def cmd_docs(args: argparse.Namespace) -> int:
             )
         elif args.docs_command == "delete":
             console.print(f"deleted {client.delete_documents(args.collection, args.ids).deleted} documents")
+        elif args.docs_command == "drop":
+            held = client.delete_collection(args.collection).documents
+            console.print(f"deleted collection {args.collection} ({held} documents)")
         else:
             rows = [(c.name, str(c.documents), str(c.chunks)) for c in client.list_collections().collections]
             _print_rows(("collection", "documents", "chunks"), rows)
@@ -407,6 +458,22 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--config", help="YAML config (default: the shipped default)")
     prep.set_defaults(func=cmd_models_prepare)
 
+    verify = models_sub.add_parser(
+        "verify", help="compare a served model's greedy answers with HF transformers float32 on the same weights"
+    )
+    verify.add_argument("--model", default="", help="served model id (default: the cluster's default model)")
+    verify.add_argument(
+        "--reference",
+        help="weights of the reference (directory, hub id or embedded:<name>; default: the served model's source); "
+        "for a quantized model, its unquantized original",
+    )
+    verify.add_argument("--prompts", type=int, default=16, choices=range(1, 17), metavar="1..16", help="prompts used")
+    verify.add_argument("--max-tokens", type=int, default=24, help="tokens generated per answer on both sides")
+    verify.add_argument("--min-agreement", type=int, default=15, help="exit 1 when fewer prompts agree")
+    verify.add_argument("--config", help="YAML config whose model_cache_dir holds embedded models (default: shipped)")
+    _client_args(verify)
+    verify.set_defaults(func=cmd_models_verify)
+
     quant = sub.add_parser("quantize", help="write an INT8/INT4 compressed-tensors copy of a model (no cluster needed)")
     quant.add_argument("--scheme", choices=("w8a8", "w4a16"), default="w8a8", help="w8a8: INT8 weights+activations")
     quant.add_argument("--source", required=True, help="Hugging Face model directory or embedded:<name>")
@@ -430,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(reason)
     reason.set_defaults(func=cmd_reason)
 
-    docs = sub.add_parser("docs", help="document collections for RAG: ingest, search, delete, list")
+    docs = sub.add_parser("docs", help="document collections for RAG: ingest, search, delete, drop, list")
     docs_sub = docs.add_subparsers(dest="docs_command", required=True)
     ingest = docs_sub.add_parser("ingest", help="index text files (document id = file name)")
     ingest.add_argument("files", nargs="+")
@@ -442,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete = docs_sub.add_parser("delete", help="remove documents by id")
     delete.add_argument("ids", nargs="+")
     delete.add_argument("--collection", required=True)
+    drop = docs_sub.add_parser("drop", help="remove a whole collection with its documents")
+    drop.add_argument("--collection", required=True)
     listing = docs_sub.add_parser("list", help="collections and their sizes")
-    for command in (ingest, search, delete, listing):
+    for command in (ingest, search, delete, drop, listing):
         _client_args(command)
         command.set_defaults(func=cmd_docs)
 

@@ -5,10 +5,10 @@
         print(reply.choices[0].text)
 
 Sampling keyword arguments are the fields of ``quorum.v1.SamplingParams``. Document collections of
-``quorum.v1.ReasoningService`` are reached with ``ingest``, ``search``, ``delete_documents`` and
-``list_collections``; ``reason`` streams a Reason run, and ``reason_with_tools`` runs a ReAct request whose
-``client_tools`` are local Python functions. LangChain adapters live in ``quorum.services.langchain``.
-Failed calls raise ``grpc.RpcError`` with the server's status code and message.
+``quorum.v1.ReasoningService`` are reached with ``ingest``, ``search``, ``delete_documents``,
+``delete_collection`` and ``list_collections``; ``reason`` streams a Reason run, and ``reason_with_tools``
+runs a ReAct request whose ``client_tools`` are local Python functions. LangChain adapters live in
+``quorum.services.langchain``. Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 """
 
 from __future__ import annotations
@@ -294,6 +294,11 @@ class QuorumClient:
         request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
         return self._reasoning.DeleteDocuments(request, timeout=self.timeout, metadata=self.metadata)
 
+    def delete_collection(self, collection: str) -> rpb.DeleteCollectionResponse:
+        """Remove ``collection`` with all its documents (NOT_FOUND when it does not exist)."""
+        request = rpb.DeleteCollectionRequest(collection=collection)
+        return self._reasoning.DeleteCollection(request, timeout=self.timeout, metadata=self.metadata)
+
     def list_collections(self) -> rpb.ListCollectionsResponse:
         return self._reasoning.ListCollections(
             rpb.ListCollectionsRequest(), timeout=self.timeout, metadata=self.metadata
@@ -400,6 +405,12 @@ class AsyncQuorumClient:
     async def delete_documents(self, collection: str, document_ids: Iterable[str]) -> rpb.DeleteDocumentsResponse:
         request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
         return await self._reasoning.DeleteDocuments(  # type: ignore[misc]
+            request, timeout=self.timeout, metadata=self._metadata
+        )
+
+    async def delete_collection(self, collection: str) -> rpb.DeleteCollectionResponse:
+        request = rpb.DeleteCollectionRequest(collection=collection)
+        return await self._reasoning.DeleteCollection(  # type: ignore[misc]
             request, timeout=self.timeout, metadata=self._metadata
         )
 

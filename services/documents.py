@@ -35,6 +35,7 @@ def rag_settings(config: RagConfig) -> RagSettings:
         chunk_overlap=config.chunk_overlap,
         max_document_chars=config.max_document_chars,
         max_documents_per_request=config.max_documents_per_request,
+        max_metadata_chars=config.max_metadata_chars,
         default_top_k=config.default_top_k,
         max_top_k=config.max_top_k,
         embed_batch_size=config.embed_batch_size,
@@ -70,6 +71,9 @@ class Documents:
 
     async def delete_documents(self, collection: str, ids: Sequence[str]) -> int:
         return await asyncio.to_thread(self._store.delete_documents, collection, ids)
+
+    async def delete_collection(self, collection: str) -> int:
+        return await asyncio.to_thread(self._store.delete_collection, collection)
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await asyncio.to_thread(self._store.list_collections)

@@ -37,6 +37,7 @@ from .grpc_metrics import RayRequestCount, RequestCounter
 from .inference import InferenceServicer
 from .openai_http import build_openai_app
 from .reasoning_service import ReasoningServicer
+from .request_decoding import UndecodableRequestInterceptor
 from .security import BearerTokenInterceptor, TokenFile, server_credentials
 from .status import model_health_name
 
@@ -74,6 +75,8 @@ class Gateway:
             interceptors.insert(0, BearerTokenInterceptor(self._tokens))
         # Outermost: every quorum RPC is counted by method and final status, refused ones included.
         interceptors.insert(0, RequestCounter(RayRequestCount()))
+        # Innermost: undecodable request bytes become INVALID_ARGUMENT (outer interceptors see that status).
+        interceptors.append(UndecodableRequestInterceptor())
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=[

@@ -43,8 +43,8 @@ def build_request(
 ) -> tuple[str, GenerationRequest]:
     """(model id, request) after every check that needs no model; raises the domain error of the first bad field."""
     model_id = dispatcher.resolve(model)
-    check_sampling(options, gateway.max_n)
-    check_tools(tools, tool_choice, options.constraint)
+    check_sampling(options, gateway.max_n, dispatcher.constraints)
+    check_tools(tools, tool_choice, options.constraint, dispatcher.constraints)
     if messages is not None:
         check_messages(messages, gateway.max_prompt_chars)
     else:

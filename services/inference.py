@@ -112,22 +112,23 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 )
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
-        models = []
-        for model_id in self._dispatcher.model_ids:
-            config = self._dispatcher.config(model_id)
-            models.append(
-                pb.ModelInfo(
-                    id=model_id,
-                    is_default=model_id == self._dispatcher.default_model,
-                    ready=self._dispatcher.status(model_id).ready,
-                    max_model_len=config.engine.max_model_len,
-                    quantization=config.engine.quantization or "",
-                    tensor_parallel_size=config.engine.tensor_parallel_size,
-                    replicas=config.deployment.num_replicas,
-                    source=config.source,
+        async with errors_as_status(context):
+            models = []
+            for model_id in self._dispatcher.model_ids:
+                config = self._dispatcher.config(model_id)
+                models.append(
+                    pb.ModelInfo(
+                        id=model_id,
+                        is_default=model_id == self._dispatcher.default_model,
+                        ready=self._dispatcher.status(model_id).ready,
+                        max_model_len=config.engine.max_model_len,
+                        quantization=config.engine.quantization or "",
+                        tensor_parallel_size=config.engine.tensor_parallel_size,
+                        replicas=config.deployment.num_replicas,
+                        source=config.source,
+                    )
                 )
-            )
-        return pb.ListModelsResponse(models=models)
+            return pb.ListModelsResponse(models=models)
 
     async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
         async with errors_as_status(context):

@@ -19,7 +19,10 @@ from quorum.reasoning.llm import ChatTurn, ContextFullError, SampleDelta, Sampli
 
 
 def _options(sampling: Sampling) -> SamplingOptions:
-    constraint = OutputConstraint(json_schema=sampling.json_schema) if sampling.json_schema is not None else None
+    constraint = None
+    if sampling.json_schema is not None:
+        # A strategy's grammar (ReAct's actions): built by the server around the request's client tools.
+        constraint = OutputConstraint(json_schema=sampling.json_schema, source="client_tools")
     return SamplingOptions(
         max_tokens=sampling.max_tokens,
         temperature=sampling.temperature,

@@ -48,6 +48,23 @@ class LocalCluster:
         gateway = self.config.gateway
         return f"http://{gateway.http_host}:{gateway.http_port}{self.route_prefix.rstrip('/')}"
 
+    @property
+    def metrics_url(self) -> str | None:
+        """Ray's Prometheus endpoint on this machine's node (``ray.metrics_export_port``), once Ray runs.
+
+        It serves the engine (``ray_vllm_*``), Serve (``ray_serve_*``) and quorum (``ray_quorum_*``) metrics
+        of every replica on the node. None before Ray runs or if the node reports no metrics port.
+        """
+        if not ray.is_initialized():
+            return None
+        node_ip = ray.util.get_node_ip_address()
+        for node in ray.nodes():
+            port = node.get("MetricsExportPort")
+            if node.get("Alive") and node.get("NodeManagerAddress") == node_ip and port:
+                host = "127.0.0.1" if self._started_ray else node_ip
+                return f"http://{host}:{port}/metrics"
+        return None
+
     def start(self) -> str:
         """Start Ray (unless ``ray.address`` is set), Serve with its HTTP proxy, and the app; return the gRPC target.
 

@@ -3,7 +3,9 @@
 Field names, types and defaults follow OpenAI's API reference. Unknown fields are rejected (as
 OpenAI does), so a typo is a 400 naming the field rather than a silently ignored knob. Range checks
 that the gRPC API shares (temperature, top_p, n, penalties, ...) happen later in
-``quorum.cluster.validation``; these models only check shapes and types.
+``quorum.cluster.validation``; these models only check shapes and types, and bound every integer to
+the width of the matching gRPC field (a larger one cannot reach the engine: vLLM's messaging between
+its front end and the engine core carries at most 64-bit integers).
 
 ``str | list`` fields are normalized by before-validators instead of unions, so a validation
 error's location is the plain field path (``messages[0].content``), never a union member's tag.
@@ -45,6 +47,11 @@ def _tool_choice(value: Any) -> Any:
             raise ValueError('an object must be {"type": "function", "function": {"name": <tool name>}}')
         return {"mode": "required", **value}
     return value
+
+
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Body(BaseModel):
@@ -116,21 +123,21 @@ class StreamOptions(_Body):
 
 class SamplingBody(_Body):
     model: str = Field("", description="Served model id; empty uses the cluster's default model.")
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=UINT32_MAX)
     temperature: float | None = None
     top_p: float | None = None
-    n: int | None = None
+    n: int | None = Field(None, le=UINT32_MAX)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     stop: Annotated[list[str], BeforeValidator(_one_or_many)] | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # Extensions (as in vLLM's OpenAI server): the gRPC API's other sampling knobs.
-    top_k: int | None = None
-    min_tokens: int | None = None
+    top_k: int | None = Field(None, ge=-INT32_MAX - 1, le=INT32_MAX)
+    min_tokens: int | None = Field(None, ge=0, le=UINT32_MAX)
     repetition_penalty: float | None = None
 
 
@@ -138,19 +145,19 @@ class CompletionRequest(SamplingBody):
     """POST /v1/completions."""
 
     prompt: Annotated[list[str], BeforeValidator(_one_or_many)]
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=UINT32_MAX)
     echo: bool | None = False
     suffix: str | None = None
-    best_of: int | None = None
+    best_of: int | None = Field(None, ge=0, le=UINT32_MAX)
 
 
 class ChatCompletionRequest(SamplingBody):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessageParam]
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=UINT32_MAX)
     logprobs: bool | None = False
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=UINT32_MAX)
     response_format: ResponseFormat | None = None
     tools: list[ToolParam] | None = None
     tool_choice: Annotated[ToolChoiceParam, BeforeValidator(_tool_choice)] | None = None

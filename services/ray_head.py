@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,23 @@ def stop_children_since(before: set[int], grace_s: float = STOP_GRACE_S) -> list
     return [p.pid for p in started]
 
 
+def check_metrics_port(port: int) -> None:
+    """Raise ``RayStartError`` if ``port`` cannot be bound on this machine.
+
+    Ray's metrics agent would fail to bind it ("Address already in use") and the node would then time
+    out during startup with no hint why, so a local head checks the port first.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as exc:
+            raise RayStartError(
+                f"ray.metrics_export_port: port {port} is not free on this machine ({exc.strerror}); "
+                "set another port, or null to let Ray pick one"
+            ) from None
+
+
 def start_ray(
     cfg: RayConfig,
     *,
@@ -92,11 +110,15 @@ def start_ray(
     connecting to an existing cluster is tried once. Raises ``RayStartError``.
     """
     tries = attempts if cfg.address is None else 1
+    if cfg.address is None and cfg.metrics_export_port is not None:
+        check_metrics_port(cfg.metrics_export_port)
     for attempt in range(1, tries + 1):
         before = {p.pid for p in psutil.Process().children()}
         try:
             init(
-                address=cfg.address,
+                # "local" always starts a new head: address=None would join any Ray cluster already
+                # running on this machine (one started with `ray start --head`), someone else's included.
+                address=cfg.address or "local",
                 num_cpus=cfg.num_cpus,
                 namespace=cfg.namespace,
                 include_dashboard=False,

@@ -29,7 +29,10 @@ from .reasoning_metrics import SINK
 def limits(config: QuorumConfig) -> ReasoningLimits:
     reasoning = config.reasoning
     return ReasoningLimits(
-        max_samples=reasoning.max_samples, max_seconds=reasoning.max_seconds, max_tokens=reasoning.max_tokens
+        max_samples=reasoning.max_samples,
+        max_seconds=reasoning.max_seconds,
+        max_tokens=reasoning.max_tokens,
+        max_input_chars=reasoning.max_input_chars,
     )
 
 
@@ -65,6 +68,9 @@ class ReasoningServer:
 
     async def delete_documents(self, collection: str, ids: list[str]) -> int:
         return await self._documents.delete_documents(collection, ids)
+
+    async def delete_collection(self, collection: str) -> int:
+        return await self._documents.delete_collection(collection)
 
     async def list_collections(self) -> list[CollectionInfo]:
         return await self._documents.list_collections()

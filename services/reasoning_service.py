@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry import trace
 from ray.serve.handle import DeploymentHandle
 
-from quorum.cluster.config import ReasoningConfig
+from quorum.cluster.config import ConstraintsConfig, ReasoningConfig
+from quorum.cluster.constraints import check_choice, check_json_schema, check_json_value
 from quorum.cluster.dispatch import ModelDispatcher, domain_error, unwrap
+from quorum.cluster.errors import InvalidArgument
 from quorum.cluster.telemetry import inject_context
 from quorum.reasoning import (
     AnswerFormat,
@@ -64,6 +66,7 @@ _FORMATS: dict[int, AnswerFormat] = {
 }
 _STOP_REASONS = {name.removeprefix("STOP_REASON_").lower(): value for name, value in rpb.StopReason.items()}
 _DEFAULTS = ReasonRequest(question="")
+DEFAULT_CONSTRAINTS = ConstraintsConfig()
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -74,8 +77,11 @@ def _lookup(table: Mapping[int, T], value: int, field: str) -> T:
     return table[value]
 
 
-def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> ReasonRequest:
-    """The plain request, with 0/unset fields replaced by the documented defaults."""
+def request_from_proto(
+    message: rpb.ReasonRequest, config: ReasoningConfig, limits: ConstraintsConfig = DEFAULT_CONSTRAINTS
+) -> ReasonRequest:
+    """The plain request, with 0/unset fields replaced by the documented defaults; the parts that become
+    grammars (client tool schemas, step arguments, choice labels) are held to the grammar bounds ``limits``."""
     strategy = _lookup(_STRATEGIES, message.strategy, "strategy")
     early = message.early_stopping
     rule = _lookup(_RULES, early.rule, "early_stopping.rule")
@@ -112,32 +118,47 @@ def request_from_proto(message: rpb.ReasonRequest, config: ReasoningConfig) -> R
             if strategy is Strategy.RAG and message.answer_format == rpb.ANSWER_FORMAT_UNSPECIFIED
             else _lookup(_FORMATS, message.answer_format, "answer_format")
         ),
-        choices=tuple(message.choices) or _DEFAULTS.choices,
+        choices=_choices(message.choices, limits),
         collection=message.collection,
         top_k=message.top_k,
         grounded=not message.free_arithmetic,
-        client_tools=client_tools_from_proto(message.client_tools),
-        steps=steps_from_proto(message.steps, (*message.tools, *(tool.name for tool in message.client_tools))),
+        client_tools=client_tools_from_proto(message.client_tools, limits),
+        steps=steps_from_proto(message.steps, (*message.tools, *(tool.name for tool in message.client_tools)), limits),
     )
 
 
-def client_tools_from_proto(tools: Sequence[ipb.ToolDefinition]) -> tuple[ClientTool, ...]:
-    """The declared client tools; a schema that is not JSON is INVALID_ARGUMENT naming it."""
+def _bounded(check: Callable[..., T], field: str, value: Any, limits: ConstraintsConfig) -> T:
+    """``check(field, value, limits)`` (a grammar bound of cluster.constraints), its error as a reasoning one."""
+    try:
+        return check(field, value, limits)
+    except InvalidArgument as error:
+        raise ReasoningInputError(error.field, error.problem) from None
+
+
+def _choices(labels: Sequence[str], limits: ConstraintsConfig) -> tuple[str, ...]:
+    """The answer's choice labels (they become a grammar's enum): within the choice bounds."""
+    _bounded(check_choice, "choices", list(labels), limits)
+    return tuple(labels) or _DEFAULTS.choices
+
+
+def client_tools_from_proto(
+    tools: Sequence[ipb.ToolDefinition], limits: ConstraintsConfig = DEFAULT_CONSTRAINTS
+) -> tuple[ClientTool, ...]:
+    """The declared client tools; a schema that is not JSON, or breaks a grammar bound, is INVALID_ARGUMENT
+    naming it."""
     declared = []
     for position, tool in enumerate(tools):
         parameters: Any = {"type": "object", "properties": {}}
         if tool.parameters_json_schema:
-            try:
-                parameters = json.loads(tool.parameters_json_schema)
-            except ValueError as error:
-                raise ReasoningInputError(
-                    f"client_tools[{position}].parameters_json_schema", f"not valid JSON: {error}"
-                ) from None
+            field = f"client_tools[{position}].parameters_json_schema"
+            parameters = _bounded(check_json_schema, field, tool.parameters_json_schema, limits)
         declared.append(ClientTool(tool.name, tool.description, parameters))
     return tuple(declared)
 
 
-def steps_from_proto(messages: Sequence[ipb.ChatMessage], offered: Sequence[str]) -> tuple[ToolStep, ...]:
+def steps_from_proto(
+    messages: Sequence[ipb.ChatMessage], offered: Sequence[str], limits: ConstraintsConfig = DEFAULT_CONSTRAINTS
+) -> tuple[ToolStep, ...]:
     """The tool steps of a continued run: pairs of an "assistant" message with one tool call and the
     "tool" message answering it (as :func:`steps_to_proto` writes them, plus the client's result)."""
     steps: list[ToolStep] = []
@@ -145,7 +166,7 @@ def steps_from_proto(messages: Sequence[ipb.ChatMessage], offered: Sequence[str]
     for position, message in enumerate(messages):
         field = f"steps[{position}]"
         if call is None:
-            call = (position, message, _step_call(field, message, offered))
+            call = (position, message, _step_call(field, message, offered, limits))
             continue
         _, asked, arguments = call
         request = asked.tool_calls[0]
@@ -172,7 +193,9 @@ def steps_from_proto(messages: Sequence[ipb.ChatMessage], offered: Sequence[str]
     return tuple(steps)
 
 
-def _step_call(field: str, message: ipb.ChatMessage, offered: Sequence[str]) -> dict[str, Any]:
+def _step_call(
+    field: str, message: ipb.ChatMessage, offered: Sequence[str], limits: ConstraintsConfig
+) -> dict[str, Any]:
     """The arguments of the one tool call an "assistant" step message carries; raises naming the field."""
     if message.role != "assistant" or len(message.tool_calls) != 1:
         raise ReasoningInputError(
@@ -186,10 +209,7 @@ def _step_call(field: str, message: ipb.ChatMessage, offered: Sequence[str]) -> 
             f"{field}.tool_calls[0].name",
             f"'{call.name}' is not among the request's tools ({', '.join(offered) or 'none'})",
         )
-    try:
-        arguments = json.loads(call.arguments_json or "{}")
-    except ValueError as error:
-        raise ReasoningInputError(f"{field}.tool_calls[0].arguments_json", f"not valid JSON: {error}") from None
+    arguments = _bounded(check_json_value, f"{field}.tool_calls[0].arguments_json", call.arguments_json or "{}", limits)
     if not isinstance(arguments, dict):
         raise ReasoningInputError(f"{field}.tool_calls[0].arguments_json", "must be a JSON object")
     return arguments
@@ -275,7 +295,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
     async def Reason(self, request: rpb.ReasonRequest, context: Context) -> AsyncIterator[rpb.ReasonResponse]:
         async with errors_as_status(context):
             self._dispatcher.resolve(request.model)
-            plain = request_from_proto(request, self._config)
+            plain = request_from_proto(request, self._config, self._dispatcher.constraints)
             run_id = uuid.uuid4().hex
             span = trace.get_current_span()
             span.set_attribute("quorum.run_id", run_id)
@@ -297,13 +317,14 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                     response.cancel()
 
     async def ListTools(self, request: rpb.ListToolsRequest, context: Context) -> rpb.ListToolsResponse:
-        described = await self._reasoning.tools.remote()
-        return rpb.ListToolsResponse(
-            tools=[
-                rpb.ToolInfo(name=name, description=description, parameters_json_schema=json.dumps(schema))
-                for name, description, schema in described
-            ]
-        )
+        async with errors_as_status(context):
+            described = await self._remote(self._reasoning.tools.remote())
+            return rpb.ListToolsResponse(
+                tools=[
+                    rpb.ToolInfo(name=name, description=description, parameters_json_schema=json.dumps(schema))
+                    for name, description, schema in described
+                ]
+            )
 
     async def _remote(self, call: Awaitable[R]) -> R:
         """Await a call of the reasoning deployment, re-raising its user errors as themselves."""
@@ -353,6 +374,13 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                 self._reasoning.delete_documents.remote(request.collection, list(request.document_ids))
             )
             return rpb.DeleteDocumentsResponse(deleted=deleted)
+
+    async def DeleteCollection(
+        self, request: rpb.DeleteCollectionRequest, context: Context
+    ) -> rpb.DeleteCollectionResponse:
+        async with errors_as_status(context):
+            documents = await self._remote(self._reasoning.delete_collection.remote(request.collection))
+            return rpb.DeleteCollectionResponse(documents=documents)
 
     async def ListCollections(
         self, request: rpb.ListCollectionsRequest, context: Context

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -14,36 +14,57 @@ import grpc
 
 from quorum.cluster.config import GatewayConfig
 
+logger = logging.getLogger(__name__)
+
 # Kubernetes and load balancers probe health without credentials.
 UNAUTHENTICATED_SERVICES = ("/grpc.health.v1.Health/",)
 
 
 class TokenFile:
-    """Accepted tokens from a file, one per line; re-read when its modification time changes."""
+    """Accepted tokens from a file, one per line (``#`` starts a comment line); re-read when it changes.
+
+    NOTE: fail closed. Once serving, a token file that is deleted, emptied or unreadable accepts no
+    token at all, so removing the file (or every line of it) revokes every token at once. Only at start
+    is a missing or empty file an error (a misconfiguration, reported naming the field).
+    """
 
     def __init__(self, path: str) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._mtime_ns = -1
+        self._version: tuple[int, int, int] | None = None
         self._tokens: tuple[bytes, ...] = ()
+        if not self._path.is_file():
+            raise ValueError(f"gateway.auth_tokens_file {self._path} is not a readable file")
         self._load()
+        if not self._tokens:
+            raise ValueError(f"gateway.auth_tokens_file {self._path} holds no tokens")
 
     def _load(self) -> None:
-        stat = os.stat(self._path)
-        if stat.st_mtime_ns == self._mtime_ns:
+        try:
+            stat = os.stat(self._path)
+        except OSError:
+            with self._lock:
+                self._tokens, self._version = (), None  # deleted: every token is revoked
+            return
+        version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        if version == self._version:
             return
         with self._lock:
-            lines = self._path.read_text().splitlines()
-            tokens = tuple(line.strip().encode() for line in lines if line.strip() and not line.startswith("#"))
-            if not tokens:
-                raise ValueError(f"gateway.auth_tokens_file {self._path} holds no tokens")
-            self._tokens, self._mtime_ns = tokens, stat.st_mtime_ns
+            try:
+                self._tokens, self._version = parse_tokens(self._path.read_text()), version
+            except (OSError, UnicodeDecodeError):
+                self._tokens, self._version = (), None  # unreadable: revoked until it can be read again
 
     def accepts(self, token: str) -> bool:
-        with contextlib.suppress(OSError, ValueError):  # keep the last good set while the file is replaced
-            self._load()
+        self._load()
         candidate = token.encode()
         return any(hmac.compare_digest(candidate, known) for known in self._tokens)
+
+
+def parse_tokens(text: str) -> tuple[bytes, ...]:
+    """The tokens of a token file's text: each non-blank line that is not a ``#`` comment (indented or not)."""
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line.encode() for line in lines if line and not line.startswith("#"))
 
 
 MISSING_TOKEN = "missing credentials: send metadata 'authorization: Bearer <token>'"
@@ -106,11 +127,54 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         return handler
 
 
+class CertificateFiles:
+    """The gateway's TLS material, re-read when any of its files changes (checked at each TLS handshake).
+
+    A replaced certificate or key serves new connections without a restart; connections already open keep
+    the certificate they were made with. Files that are missing or do not form a key pair keep the last
+    good material in use (and are logged), so a half-finished rotation never takes the gateway offline.
+    """
+
+    def __init__(self, cert_file: str, key_file: str, client_ca_file: str | None) -> None:
+        self._paths = tuple(Path(p) for p in (cert_file, key_file, client_ca_file) if p is not None)
+        self._cert, self._key = Path(cert_file), Path(key_file)
+        self._client_ca = Path(client_ca_file) if client_ca_file else None
+        self._version = self._stat()
+        self.initial = self._configuration()
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
+        stats = (os.stat(path) for path in self._paths)
+        return tuple((s.st_mtime_ns, s.st_ino, s.st_size) for s in stats)
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        client_ca = self._client_ca.read_bytes() if self._client_ca is not None else None
+        pair = (self._key.read_bytes(), self._cert.read_bytes())
+        return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_ca)
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """gRPC's certificate fetcher: new material when a file changed, else None (keep the current)."""
+        try:
+            version = self._stat()
+            if version == self._version:
+                return None
+            configuration = self._configuration()
+        except (OSError, ValueError) as exc:
+            logger.warning("TLS files of the gateway could not be re-read (%s); keeping the current ones", exc)
+            return None
+        self._version = version
+        logger.info("TLS files of the gateway changed; new connections use them")
+        return configuration
+
+
 def server_credentials(gateway: GatewayConfig) -> grpc.ServerCredentials | None:
-    """TLS (or mutual TLS) credentials from the configured PEM files, or None for plaintext."""
+    """TLS (or mutual TLS) credentials from the configured PEM files, re-read when they change; None for
+    plaintext."""
     if gateway.tls_cert_file is None or gateway.tls_key_file is None:
         return None
-    key = Path(gateway.tls_key_file).read_bytes()
-    chain = Path(gateway.tls_cert_file).read_bytes()
-    client_ca = Path(gateway.tls_client_ca_file).read_bytes() if gateway.tls_client_ca_file else None
-    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca, require_client_auth=bool(client_ca))
+    files = CertificateFiles(gateway.tls_cert_file, gateway.tls_key_file, gateway.tls_client_ca_file)
+    # NOTE: grpc documents None from the fetcher as "no change"; its type stub leaves None out.
+    return grpc.dynamic_ssl_server_credentials(
+        files.initial,
+        files.fetch,  # type: ignore[arg-type]
+        require_client_authentication=gateway.tls_client_ca_file is not None,
+    )

@@ -20,6 +20,10 @@ from quorum.reasoning.rag.errors import CollectionNotFoundError, EmbedderMismatc
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
+# A status travels in HTTP/2 trailers twice (grpc-message, percent-encoded, and grpc-status-details-bin):
+# messages that echo a huge request value would pass grpc's 16 KiB metadata limit, and the client would get
+# RESOURCE_EXHAUSTED instead of the status. Longer texts are cut (UTF-8 bytes).
+MAX_STATUS_TEXT_BYTES = 512
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 UserError = QuorumError | ReasoningError
@@ -48,12 +52,22 @@ def status_code(error: UserError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def clipped(text: str, limit: int = MAX_STATUS_TEXT_BYTES) -> str:
+    """``text`` cut to ``limit`` UTF-8 bytes, saying how much was cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore") + f"… ({len(data) - limit} more bytes)"
+
+
 def to_status(error: UserError) -> grpc.Status:
     """A rich status: code and message, plus BadRequest or RetryInfo details where they apply."""
     code = status_code(error)
     details = []
     if isinstance(error, InvalidArgument | ReasoningInputError):
-        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=clipped(error.field), description=clipped(error.problem)
+        )
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
     elif isinstance(error, Overloaded | EngineUnavailable):
         delay = duration_pb2.Duration()
@@ -64,7 +78,7 @@ def to_status(error: UserError) -> grpc.Status:
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    message = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=packed)
+    message = status_pb2.Status(code=getattr(code_pb2, code.name), message=clipped(error.message), details=packed)
     return rpc_status.to_status(message)
 
 

@@ -259,6 +259,11 @@ def hit_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, HitRow]:
     return found
 
 
+def document_count(conn: sqlite3.Connection, collection_id: int) -> int:
+    row = conn.execute("SELECT COUNT(*) FROM documents WHERE collection_id = ?", (collection_id,)).fetchone()
+    return int(row[0])
+
+
 def collection_infos(conn: sqlite3.Connection) -> list[CollectionInfo]:
     """Every collection with its document and chunk counts, by name."""
     rows = conn.execute(

@@ -12,8 +12,9 @@ class RagSettings:
 
     ``chunk_chars`` and ``chunk_overlap`` are in characters (``chunk_overlap`` <
     ``chunk_chars``); ``max_document_chars`` caps one document's text,
-    ``max_documents_per_request`` one ingest's document count and
-    ``max_query_chars`` a query; ``top_k`` of a search defaults to
+    ``max_documents_per_request`` one ingest's document count,
+    ``max_metadata_chars`` one document's metadata (keys plus values; every
+    search hit carries it) and ``max_query_chars`` a query; ``top_k`` of a search defaults to
     ``default_top_k`` and must lie in [1, ``max_top_k``]. ``embed_batch_size``
     is how many chunks go to the embedder at once; ``search_threads`` is how
     many OpenMP threads one faiss search uses (see :mod:`.index`). Invalid
@@ -25,6 +26,7 @@ class RagSettings:
     chunk_overlap: int = 120
     max_document_chars: int = 200_000
     max_documents_per_request: int = 256
+    max_metadata_chars: int = 4_096
     max_query_chars: int = 4_096
     default_top_k: int = 4
     max_top_k: int = 50
@@ -37,6 +39,7 @@ class RagSettings:
             "chunk_chars",
             "max_document_chars",
             "max_documents_per_request",
+            "max_metadata_chars",
             "max_query_chars",
             "max_top_k",
             "embed_batch_size",

@@ -181,16 +181,18 @@ class DocumentStore:
         with catalog.transaction(conn, write=False):
             return catalog.collection_infos(conn)
 
-    def delete_collection(self, name: str) -> None:
-        """Delete the collection and everything in it."""
+    def delete_collection(self, name: str) -> int:
+        """Delete the collection and everything in it; returns how many documents it held."""
         name = validation.collection_name(name)
         conn = self._connection()
         with catalog.transaction(conn, write=True):
             row = catalog.find_collection(conn, name)
             if row is None:
                 raise CollectionNotFoundError(name)
+            documents = catalog.document_count(conn, row.id)
             catalog.drop_collection(conn, row.id)
         self._forget(name)
+        return documents
 
     def close(self) -> None:
         """Close the database connections of every thread; the store is unusable afterwards."""

@@ -36,7 +36,8 @@ def document_id(value: str, field: str) -> str:
 
 
 def documents(docs: Sequence[Document], settings: RagSettings) -> None:
-    """Check one ingest's documents: count, ids (valid, unique), texts (non-blank, within the limit), metadata."""
+    """Check one ingest's documents: count, ids (valid, unique), texts (non-blank, within the limit), metadata
+    (string values, within its size limit)."""
     if not docs:
         raise RagInputError("documents", "must not be empty")
     if len(docs) > settings.max_documents_per_request:
@@ -57,11 +58,19 @@ def documents(docs: Sequence[Document], settings: RagSettings) -> None:
                 f"documents[{i}].text",
                 f"is {len(doc.text)} characters long; the limit is {settings.max_document_chars}",
             )
+        size = 0
         for key, value in doc.metadata.items():
             if not isinstance(key, str) or not key:
                 raise RagInputError(f"documents[{i}].metadata", "keys must be non-empty strings")
             if not isinstance(value, str):
-                raise RagInputError(f"documents[{i}].metadata['{key}']", "must be a string")
+                raise RagInputError(f"documents[{i}].metadata['{key[:80]}']", "must be a string")
+            size += len(key) + len(value)
+        if size > settings.max_metadata_chars:
+            raise RagInputError(
+                f"documents[{i}].metadata",
+                f"holds {size} characters (keys plus values); the limit is {settings.max_metadata_chars} "
+                "(rag.max_metadata_chars)",
+            )
 
 
 def document_ids(ids: Sequence[str], settings: RagSettings) -> list[str]:

@@ -16,6 +16,7 @@ from contextlib import aclosing
 from dataclasses import replace
 
 from ..answers import AnswerFormat, extract_answer
+from ..errors import ReasoningInputError
 from ..events import Event, Passage, RetrievalEvent, StopReason
 from ..llm import ChatTurn, LLMClient
 from ..prompts import answer_hint
@@ -41,6 +42,17 @@ def rag_messages(request: ReasonRequest, passages: Sequence[Passage]) -> list[Ch
     return [*request.messages, ChatTurn("user", prompt)]
 
 
+async def _retrieve(retriever: Retriever, request: ReasonRequest, top_k: int) -> tuple[Passage, ...]:
+    """The question's passages; a problem with the search query is reported on ``question``, the field the
+    caller sent (a RAG request has no ``query``)."""
+    try:
+        return await retriever.retrieve(request.collection, request.question, top_k)
+    except ReasoningInputError as error:
+        if error.field != "query":
+            raise
+        raise ReasoningInputError("question", error.problem) from None
+
+
 def _answer(text: str, request: ReasonRequest) -> str | None:
     if request.answer_format is AnswerFormat.FREE_TEXT:
         line = text.strip().splitlines()[0].strip() if text.strip() else ""
@@ -52,7 +64,7 @@ async def run(
     request: ReasonRequest, client: LLMClient, state: RunState, retriever: Retriever, top_k: int
 ) -> AsyncIterator[Event]:
     with ending(start_span("reason.retrieve", state.span, {"quorum.collection": request.collection})) as span:
-        passages = rerank(request.question, await retriever.retrieve(request.collection, request.question, top_k))
+        passages = rerank(request.question, await _retrieve(retriever, request, top_k))
         span.set_attribute("quorum.passages", len(passages))
     yield RetrievalEvent(query=request.question, passages=passages)
     sampling = step_sampling(request, state, temperature=TEMPERATURE, max_tokens=MAX_TOKENS)

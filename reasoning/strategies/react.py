@@ -41,7 +41,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
@@ -117,9 +117,14 @@ async def run(
     """Step, tool call and tool result events, then the final event.
 
     ``request.steps`` (a run continued after a client tool call) are replayed
-    first: their calls and results join the conversation exactly as the run
-    wrote them, count against the step and tool-call limits, feed loop
-    detection and grounding, and numbering goes on after them.
+    first: their calls and results join the conversation as the run wrote
+    them, count against the step and tool-call limits, feed loop detection
+    and grounding, and numbering goes on after them.
+
+    NOTE: only a client tool's result is taken from the client. A replayed
+    server tool call is run again and its own result replaces the one the
+    client sent, so a forged "server result" never reaches the model, the
+    grounding or the final event's steps.
     """
     allowed = (*request.offered_tools, FINAL_ANSWER)
     client_tools = {tool.name for tool in request.client_tools}
@@ -128,10 +133,14 @@ async def run(
     seen = [request.question, *(turn.content for turn in request.messages)]  # numbers the run may ground on
     messages = react_messages(request, [registry.get(name) for name in request.offered_tools])
     results: dict[str, ToolOutcome] = {}  # by action signature
-    transcript = list(request.steps)
+    transcript: list[ToolStep] = []
     count = request.grounded and request.answer_format is AnswerFormat.NUMBER and asks_for_count(request.question)
     for done in request.steps:
         action = Action(done.tool, done.arguments, done.thought)
+        if done.tool not in client_tools:
+            rerun = await _call_tool(registry, action, state.span)
+            done = replace(done, output=rerun.output, error=rerun.error)
+        transcript.append(done)
         results[action.signature()] = done.outcome
         state.tool_calls += 1
         if done.outcome.ok:

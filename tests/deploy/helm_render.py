@@ -58,7 +58,11 @@ _RESOURCES: dict[tuple[str, str], list[tuple[str, str, bool]]] = {
     ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
     ("rbac.authorization.k8s.io", "v1"): [("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
     ("ray.io", "v1"): [("rayservices", "RayService", True), ("rayclusters", "RayCluster", True)],
-    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True), ("podmonitors", "PodMonitor", True)],
+    ("monitoring.coreos.com", "v1"): [
+        ("servicemonitors", "ServiceMonitor", True),
+        ("podmonitors", "PodMonitor", True),
+        ("prometheusrules", "PrometheusRule", True),
+    ],
 }
 _KINDS = {plural: (group, version, kind) for (group, version), items in _RESOURCES.items() for plural, kind, _ in items}
 _PATH = re.compile(

@@ -51,7 +51,7 @@ def test_every_value_is_documented() -> None:
     groups = {"image", "ray", "ray.autoscaler", "ray.head", "ray.gpuWorkers", "quorum", "hub", "hub.token",
               "tls", "service", "service.grpc", "openai", "openai.service", "networkPolicy",
               "networkPolicy.kuberayOperator", "podDisruptionBudget", "metrics", "metrics.serviceMonitor",
-              "metrics.dashboard", "auth"}  # fmt: skip
+              "metrics.prometheusRule", "metrics.dashboard", "auth"}  # fmt: skip
     assert sorted(set(undocumented) - groups) == []
 
 
@@ -111,10 +111,22 @@ def test_helm_enforces_the_values_schema(values: dict[str, Any], error: str) -> 
 
 def test_notes_print_the_grpc_endpoint_and_a_first_command() -> None:
     notes = render_notes()
-    assert "quorum-grpc.quorum.svc.cluster.local:50051" in notes
+    assert "quorum-grpc.quorum.svc.cluster.local:50051 (bearer token required)" in notes
     assert "kubectl -n quorum port-forward svc/quorum-grpc 50051:50051" in notes
-    assert "grpcurl -plaintext localhost:50051 quorum.v1.InferenceService/ListModels" in notes
-    assert 'quorum chat --target localhost:50051 --model qwen2.5-1.5b-instruct "' in notes
+    assert (
+        "kubectl -n quorum get secret quorum-auth -o jsonpath='{.data.tokens}' | base64 -d | "
+        "grep -v '^[[:space:]]*#' | head -n 1 > quorum-token"
+    ) in notes
+    assert "emptying it revokes every token" in notes
+    assert (
+        'grpcurl -plaintext -H "authorization: Bearer $QUORUM_TOKEN" localhost:50051 '
+        "quorum.v1.InferenceService/ListModels"
+    ) in notes
+    assert "gRPC is plaintext (tls.enabled: false)" in notes
+    assert 'quorum chat --target localhost:50051 --token-file quorum-token --model qwen2.5-1.5b-instruct "' in notes
+    open_notes = render_notes({"auth": {"enabled": False}})
+    assert "WARNING: auth.enabled is false" in open_notes
+    assert "grpcurl -plaintext localhost:50051 quorum.v1.InferenceService/ListModels" in open_notes
     secured = render_notes(load_values(*PROFILES["gpu"]))
     assert "(TLS) (bearer token required)" in secured
     assert (
@@ -137,9 +149,15 @@ def test_renders_the_expected_objects(renderings: dict[str, Rendering]) -> None:
         "RayService/quorum",
         "Service/quorum-grpc",
     ]
-    assert kinds(renderings["default"]) == base
-    assert kinds(renderings["cpu-dev"]) == base
-    gpu = [*base, "NetworkPolicy/quorum-metrics", "Service/quorum-metrics", "ServiceMonitor/quorum"]
+    assert kinds(renderings["default"]) == sorted([*base, "Secret/quorum-auth"])  # the generated token
+    assert kinds(renderings["cpu-dev"]) == base  # its Secret is created beforehand (auth.existingSecret)
+    gpu = [
+        *base,
+        "NetworkPolicy/quorum-metrics",
+        "PrometheusRule/quorum",
+        "Service/quorum-metrics",
+        "ServiceMonitor/quorum",
+    ]
     assert kinds(renderings["gpu"]) == sorted(gpu)
     for rendering in renderings.values():
         for obj in rendering.objects:

@@ -22,6 +22,7 @@ KUBE_VERSIONS = ("1.29.0", "1.37.0")
 CRD_SCHEMAS = {
     "RayService": "rayservice-ray.io-v1.schema.json",
     "ServiceMonitor": "servicemonitor-monitoring.coreos.com-v1.schema.json",
+    "PrometheusRule": "prometheusrule-monitoring.coreos.com-v1.schema.json",
 }
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # cluster/config.py _MODEL_ID
 

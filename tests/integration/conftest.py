@@ -34,6 +34,7 @@ PAIR_DTYPE = "float32"
 # Tensor parallelism over 3 ranks: SmolLM2-135M has 9 attention and 3 KV heads, so 2 does not divide them.
 TP_MODEL = "smollm2-tp3"
 TP_SIZE = 3
+COMPILE_PROPERTIES_BOUND = 4096
 
 
 class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -133,6 +134,9 @@ def integration_config(otlp_endpoint: str | None = None, rag_dir: str | None = N
             "telemetry": config.telemetry.model_copy(
                 update={"exporter": "otlp" if otlp_endpoint else "none", "otlp_endpoint": otlp_endpoint or ""}
             ),
+            # More properties than the default bound, so a schema can pass the static bounds and still be
+            # refused by the compile-time budget (test_constraint_safety.py).
+            "constraints": config.constraints.model_copy(update={"max_schema_properties": COMPILE_PROPERTIES_BOUND}),
         }
     )
 
@@ -144,6 +148,7 @@ class RunningCluster:
     first_response: grpc.RpcError | None  # the answer to a request sent before the engine was ready
     traces: TraceCollector
     http_url: str = ""  # Serve's HTTP proxy with this app's route prefix (the OpenAI API is under /v1)
+    metrics_url: str = ""  # Ray's Prometheus endpoint, as `quorum up` prints it
 
     @property
     def model_id(self) -> str:
@@ -173,6 +178,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
             first_response=first,
             traces=collector.servicer,
             http_url=local.http_url,
+            metrics_url=local.metrics_url or "",
         )
     collector.server.stop(grace=None)
 

@@ -54,8 +54,10 @@ def test_health_reports_serving_per_model(cluster: RunningCluster) -> None:
         services = ["", "quorum.v1.InferenceService", *(f"model/{m.id}" for m in cluster.config.models)]
         # Every served quorum.v1 service has a status; reasoning's follows a probe of its own replicas.
         wait_for(
-            lambda: stub.Check(health_pb2.HealthCheckRequest(service="quorum.v1.ReasoningService"), timeout=10).status
-            == health_pb2.HealthCheckResponse.SERVING,
+            lambda: (
+                stub.Check(health_pb2.HealthCheckRequest(service="quorum.v1.ReasoningService"), timeout=10).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ),
             60,
             "quorum.v1.ReasoningService to report SERVING",
         )

@@ -6,8 +6,6 @@ gRPC front door (interceptor, TLS handshake), served by the real gateway deploym
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,61 +15,18 @@ import grpc
 import httpx
 import openai
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from openai import OpenAI
 
 from quorum.cluster.config import parse_config
 from quorum.services.client import ClientTLS, QuorumClient
 from quorum.services.local import LocalCluster
 
+from ..certs import issue as _issue
+from ..certs import new_key
+from ..certs import write_pem as _write
 from .conftest import RunningCluster
 
 pytestmark = pytest.mark.integration
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    is_ca: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    issuer_name, issuer_key = issuer if issuer else (_name(subject), key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-    )
-    if not is_ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, cert: x509.Certificate | None = None, key: ec.EllipticCurvePrivateKey | None = None) -> str:
-    if cert is not None:
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return str(path)
 
 
 @dataclass
@@ -86,7 +41,7 @@ class SecureGateway:
 @pytest.fixture(scope="module")
 def secure(cluster: RunningCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureGateway]:
     work = tmp_path_factory.mktemp("tls")
-    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_key, server_key, client_key = (new_key() for _ in range(3))
     ca = _issue("quorum-test-ca", ca_key, None, is_ca=True)
     server = _issue("localhost", server_key, (ca.subject, ca_key))
     client = _issue("quorum-client", client_key, (ca.subject, ca_key))
@@ -181,3 +136,41 @@ def test_rotated_tokens_take_effect_without_a_restart(secure: SecureGateway) -> 
     with QuorumClient(secure.target, timeout=30, token="secret-token-1", tls=secure.tls) as old:
         code, _ = _code(old.list_models)
         assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _grpc_accepts(secure: SecureGateway, token: str) -> bool:
+    with QuorumClient(secure.target, timeout=30, token=token, tls=secure.tls) as client:
+        try:
+            client.list_models()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+                raise
+            return False
+        return True
+
+
+def test_emptying_or_deleting_the_token_file_revokes_every_token(secure: SecureGateway) -> None:
+    _rewrite(secure.tokens_file, "secret-token-3\n    # secret-token-old\n")
+    assert _grpc_accepts(secure, "secret-token-3")
+    assert not _grpc_accepts(secure, "# secret-token-old")  # an indented comment is not a token
+
+    _rewrite(secure.tokens_file, "")
+    assert not _grpc_accepts(secure, "secret-token-3")
+    revoked = httpx.get(f"{secure.http_url}/models", headers={"Authorization": "Bearer secret-token-3"}, timeout=30)
+    assert revoked.status_code == 401
+
+    _rewrite(secure.tokens_file, "secret-token-3\n")
+    assert _grpc_accepts(secure, "secret-token-3")
+    secure.tokens_file.unlink()
+    assert not _grpc_accepts(secure, "secret-token-3")
+    deleted = httpx.get(f"{secure.http_url}/models", headers={"Authorization": "Bearer secret-token-3"}, timeout=30)
+    assert deleted.status_code == 401
+
+    _rewrite(secure.tokens_file, "secret-token-4\n")
+    assert _grpc_accepts(secure, "secret-token-4")

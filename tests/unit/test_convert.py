@@ -57,6 +57,16 @@ def test_status_codes_and_details() -> None:
     assert to_status(EngineUnavailable("x")).code == grpc.StatusCode.UNAVAILABLE
 
 
+def test_a_status_echoing_a_huge_value_stays_within_grpc_metadata_limits() -> None:
+    """A 100,000-character model name in the message would overflow grpc's 16 KiB metadata limit and reach
+    the client as RESOURCE_EXHAUSTED; the message and its BadRequest description are cut instead."""
+    status = to_status(InvalidArgument("prompt", "é" * 100_000))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(status.details.encode()) < 1024
+    assert status.details.endswith("more bytes)")
+    assert sum(len(value) for _, value in status.trailing_metadata) < 4096
+
+
 class _FakeCall:
     """The two methods rpc_status.from_call reads, filled from a status."""
 

@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from quorum.cluster.config import ConfigError, ModelConfig, QuorumConfig, parse_config
-from quorum.cluster.deployments import PREFIX_ROUTER, placement, router_config, scaling
+from quorum.cluster.deployments import PREFIX_ROUTER, actor_options, placement, router_config, scaling, spread
 from quorum.cluster.engine import cpu_threads_bind, engine_args
+from quorum.services.app import front_actor_options
 
 
 def _config(engine: dict[str, Any] | None = None, deployment: dict[str, Any] | None = None) -> QuorumConfig:
@@ -114,3 +115,28 @@ def test_shipped_manifests_carry_configs_quorum_accepts(overlay: str) -> None:
         config = parse_config(app["args"]["config"])
         for model in config.models:
             assert model.deployment.num_gpus in (0, model.world_size)
+
+
+def test_one_replica_per_node_on_labelled_nodes() -> None:
+    model = _model(deployment={"num_replicas": 2, "max_replicas_per_node": 1, "label_selector": {"role": "engine"}})
+    assert spread(model) == {"max_replicas_per_node": 1}
+    assert actor_options(model) == {"num_cpus": 1, "num_gpus": 0, "label_selector": {"role": "engine"}}
+    assert spread(_model()) == {}
+    assert "label_selector" not in actor_options(_model())
+
+
+def test_a_tensor_parallel_replica_carries_its_labels_on_every_bundle() -> None:
+    model = _model(engine={"tensor_parallel_size": 2}, deployment={"label_selector": {"role": "engine"}})
+    assert placement(model)["placement_group_bundle_label_selector"] == [{"role": "engine"}, {"role": "engine"}]
+    assert "label_selector" not in actor_options(model)
+
+
+def test_gateway_and_reasoning_can_be_pinned_to_labelled_nodes() -> None:
+    config = parse_config(
+        {
+            "models": [{"id": "m", "source": "embedded:smollm2-135m-instruct"}],
+            "gateway": {"label_selector": {"role": "head"}},
+        }
+    )
+    assert front_actor_options(config.gateway.label_selector) == {"num_cpus": 0, "label_selector": {"role": "head"}}
+    assert front_actor_options(config.reasoning.label_selector) == {"num_cpus": 0}

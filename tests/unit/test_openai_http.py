@@ -31,6 +31,7 @@ class FakeDispatcher:
 
     model_ids = [MODEL]
     default_model = MODEL
+    constraints = CONFIG.constraints
 
     def resolve(self, requested: str) -> str:
         if requested not in ("", MODEL):
@@ -153,3 +154,22 @@ def test_quorum_errors_are_never_500_with_a_traceback(http: TestClient, fake: Fa
     response = http.post("/v1/completions", json={"prompt": "x"})
     assert response.status_code == 500
     assert response.json()["error"]["message"] == "odd"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seed", 2**64), ("seed", -(2**63) - 1), ("top_k", 2**70), ("min_tokens", 2**64), ("max_tokens", 2**40)],
+)
+def test_integers_wider_than_the_engine_takes_are_a_400_naming_the_field(
+    http: TestClient, fake: FakeDispatcher, field: str, value: int
+) -> None:
+    response = http.post("/v1/chat/completions", json={**CHAT, field: value})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == field
+    assert fake.requests == []  # rejected before it reached a model
+
+
+def test_the_widest_accepted_seed_reaches_the_model(http: TestClient, fake: FakeDispatcher) -> None:
+    for seed in (2**63 - 1, -(2**63)):
+        assert http.post("/v1/completions", json={"prompt": "x", "seed": seed}).status_code == 200
+    assert [r.sampling.seed for r in fake.requests] == [2**63 - 1, -(2**63)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,10 @@ def test_log_tail_is_empty_without_a_session(tmp_path: Path) -> None:
 
 def test_a_failed_start_stops_its_processes_and_is_tried_again(tmp_path: Path) -> None:
     init = FailingInit(failures=1)
-    start_ray(RayConfig(num_cpus=2), init=init, temp_dir=tmp_path)
+    start_ray(RayConfig(num_cpus=2, metrics_export_port=None), init=init, temp_dir=tmp_path)
     assert len(init.calls) == 2
     assert init.calls[1]["num_cpus"] == 2
+    assert init.calls[1]["address"] == "local"  # a new head, never another cluster running on this machine
     assert init.spawned[0].poll() is not None  # the first attempt's process was stopped
 
 
@@ -62,7 +64,7 @@ def test_a_start_that_keeps_failing_says_why(tmp_path: Path) -> None:
     write_logs(tmp_path, raylet_err="Check failed: port 6379 in use")
     init = FailingInit(failures=ATTEMPTS)
     with pytest.raises(RayStartError) as error:
-        start_ray(RayConfig(), init=init, temp_dir=tmp_path)
+        start_ray(RayConfig(metrics_export_port=None), init=init, temp_dir=tmp_path)
     message = str(error.value)
     assert len(init.calls) == ATTEMPTS
     assert f"could not start a local Ray head (attempt {ATTEMPTS} of {ATTEMPTS})" in message
@@ -77,3 +79,17 @@ def test_connecting_to_an_existing_cluster_is_tried_once(tmp_path: Path) -> None
     with pytest.raises(RayStartError, match=r"Ray at ray.address='ray://head:10001' \(attempt 1 of 1\)"):
         start_ray(RayConfig(address="ray://head:10001"), init=init, temp_dir=tmp_path)
     assert len(init.calls) == 1
+
+
+def test_a_busy_metrics_port_is_reported_before_ray_starts(tmp_path: Path) -> None:
+    """Ray's metrics agent cannot bind a busy port and the node then times out with no hint: say so first."""
+    init = FailingInit(failures=0)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(RayStartError, match=rf"ray.metrics_export_port: port {port} is not free"):
+            start_ray(RayConfig(metrics_export_port=port), init=init, temp_dir=tmp_path)
+    assert init.calls == []
+    start_ray(RayConfig(metrics_export_port=port), init=init, temp_dir=tmp_path)  # free again: Ray is started
+    assert init.calls[0]["_metrics_export_port"] == port

@@ -49,12 +49,15 @@ app.kubernetes.io/part-of: quorum
 app.kubernetes.io/component: ray-head
 {{- end -}}
 
-{{/* The image reference: repository@digest, or repository:tag (tag defaults to appVersion). */}}
+{{/*
+The image reference: repository@digest, or repository:tag. The tag defaults to
+<appVersion>-<profile>, the tag `make image ENGINE=<profile>` gives the image (e.g. quorum:0.1.0-cpu).
+*/}}
 {{- define "quorum.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" .Values.image.repository (default (printf "%s-%s" .Chart.AppVersion .Values.profile) .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
 
@@ -321,8 +324,8 @@ Argument: dict "root" $ "head" bool.
        probes check the raylet/GCS and, on RayService pods, the Serve proxy. */ -}}
 {{- $skips = append $skips "CKV_K8S_8=KubeRay injects Ray-aware liveness probes into Ray containers" -}}
 {{- $skips = append $skips "CKV_K8S_9=KubeRay injects Ray-aware readiness probes into Ray containers" -}}
-{{- /* rayproject/ray images (and so the quorum image) run as user ray, uid 1000, owning /home/ray. */ -}}
-{{- $skips = append $skips "CKV_K8S_40=Ray images run as uid 1000 (user ray), which owns the image's Python install" -}}
+{{- /* The quorum image (Dockerfile) runs as user ray, uid 1000, as rayproject/ray images do. */ -}}
+{{- $skips = append $skips "CKV_K8S_40=The quorum image runs as uid 1000 (user ray, home /home/ray), as Ray images do" -}}
 {{- if not $root.Values.image.digest -}}
 {{- $skips = append $skips "CKV_K8S_43=The image is pinned to the chart appVersion tag; set image.digest to pin by digest" -}}
 {{- end -}}

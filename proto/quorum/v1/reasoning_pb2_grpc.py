@@ -71,6 +71,11 @@ class ReasoningServiceStub:
                 request_serializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.DeleteCollection = channel.unary_unary(
+                '/quorum.v1.ReasoningService/DeleteCollection',
+                request_serializer=quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
 
 
 class ReasoningServiceServicer:
@@ -127,6 +132,14 @@ class ReasoningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteCollection(self, request, context):
+        """DeleteCollection removes a collection with all its documents; NOT_FOUND
+        when there is no such collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReasoningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +172,11 @@ def add_ReasoningServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.FromString,
                     response_serializer=quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'DeleteCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCollection,
+                    request_deserializer=quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -330,6 +348,33 @@ class ReasoningService:
             '/quorum.v1.ReasoningService/ListCollections',
             quorum_dot_v1_dot_reasoning__pb2.ListCollectionsRequest.SerializeToString,
             quorum_dot_v1_dot_reasoning__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorum.v1.ReasoningService/DeleteCollection',
+            quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionRequest.SerializeToString,
+            quorum_dot_v1_dot_reasoning__pb2.DeleteCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

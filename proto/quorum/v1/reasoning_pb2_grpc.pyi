@@ -57,6 +57,10 @@ class ReasoningServiceStub:
     """DeleteDocuments removes documents (all their chunks) from a collection."""
     ListCollections: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.ListCollectionsRequest, _reasoning_pb2.ListCollectionsResponse]
     """ListCollections lists the collections with their sizes."""
+    DeleteCollection: _grpc.UnaryUnaryMultiCallable[_reasoning_pb2.DeleteCollectionRequest, _reasoning_pb2.DeleteCollectionResponse]
+    """DeleteCollection removes a collection with all its documents; NOT_FOUND
+    when there is no such collection.
+    """
 
 @_typing.type_check_only
 class ReasoningServiceAsyncStub(ReasoningServiceStub):
@@ -85,6 +89,10 @@ class ReasoningServiceAsyncStub(ReasoningServiceStub):
     """DeleteDocuments removes documents (all their chunks) from a collection."""
     ListCollections: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.ListCollectionsRequest, _reasoning_pb2.ListCollectionsResponse]  # type: ignore[assignment]
     """ListCollections lists the collections with their sizes."""
+    DeleteCollection: _aio.UnaryUnaryMultiCallable[_reasoning_pb2.DeleteCollectionRequest, _reasoning_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
+    """DeleteCollection removes a collection with all its documents; NOT_FOUND
+    when there is no such collection.
+    """
 
 class ReasoningServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReasoningService answers questions with a reasoning strategy run inside the
@@ -146,5 +154,15 @@ class ReasoningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reasoning_pb2.ListCollectionsResponse, _abc.Awaitable[_reasoning_pb2.ListCollectionsResponse]]:
         """ListCollections lists the collections with their sizes."""
+
+    @_abc_1.abstractmethod
+    def DeleteCollection(
+        self,
+        request: _reasoning_pb2.DeleteCollectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reasoning_pb2.DeleteCollectionResponse, _abc.Awaitable[_reasoning_pb2.DeleteCollectionResponse]]:
+        """DeleteCollection removes a collection with all its documents; NOT_FOUND
+        when there is no such collection.
+        """
 
 def add_ReasoningServiceServicer_to_server(servicer: ReasoningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,6 +8,7 @@ from quorum.reasoning.early_stop import EarlyStopping, StopRule
 from quorum.reasoning.errors import ReasoningInputError, UnknownToolError
 from quorum.reasoning.llm import ChatTurn
 from quorum.reasoning.request import Budget, ReasoningLimits, ReasonRequest, SamplingOverrides, Strategy, validate
+from quorum.reasoning.tools import ToolStep
 
 LIMITS = ReasoningLimits(max_samples=8, max_question_chars=100, max_messages=2, max_steps=6)
 TOOLS = ("calculator", "unit_convert")
@@ -87,7 +88,8 @@ def test_valid_requests_pass(request_: ReasonRequest) -> None:
             "early_stopping.min_samples",
             "samples=4",
         ),
-        (replace(BASE, sampling=SamplingOverrides(temperature=-1)), "sampling.temperature", ">= 0"),
+        (replace(BASE, sampling=SamplingOverrides(temperature=-1)), "sampling.temperature", "in [0, 2]"),
+        (replace(BASE, sampling=SamplingOverrides(temperature=50)), "sampling.temperature", "in [0, 2]"),
         (replace(BASE, sampling=SamplingOverrides(temperature=float("inf"))), "sampling.temperature", "finite"),
         (replace(BASE, sampling=SamplingOverrides(top_p=0)), "sampling.top_p", "(0, 1]"),
         (replace(BASE, sampling=SamplingOverrides(max_tokens=0)), "sampling.max_tokens", "between 1"),
@@ -126,3 +128,22 @@ def test_errors_survive_pickling() -> None:
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
         assert copy.message == error.message
+
+
+def test_the_size_of_the_conversation_is_capped_before_anything_is_tokenized() -> None:
+    limits = ReasoningLimits(max_messages=64, max_input_chars=1_000_000)
+    messages = tuple(ChatTurn("user", "x" * 126_600) for _ in range(64))  # 8.1 M characters, as observed
+    with pytest.raises(ReasoningInputError) as info:
+        validate(replace(BASE, messages=messages), limits, TOOLS)
+    assert info.value.field == "messages"
+    assert "8102414 characters" in info.value.message  # with the 14-character question
+    assert "reasoning.max_input_chars" in info.value.message
+    validate(replace(BASE, messages=messages[:7]), limits, TOOLS)  # 886 214 characters fit
+
+
+def test_replayed_steps_count_toward_the_size_cap() -> None:
+    step = ToolStep("call_1", "calculator", {"expression": "1 + 1"}, output="2" * 600)
+    limits = ReasoningLimits(max_question_chars=100, max_input_chars=500)
+    with pytest.raises(ReasoningInputError) as info:
+        validate(replace(REACT, steps=(step,)), limits, TOOLS)
+    assert info.value.field == "steps"

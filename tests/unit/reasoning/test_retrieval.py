@@ -140,3 +140,23 @@ async def test_retrieve_tool_needs_a_collection() -> None:
     request = ReasonRequest(question="q", strategy=Strategy.REACT, tools=("retrieve",))
     with pytest.raises(ReasoningInputError, match="collection"):
         await _run(request, ScriptedClient([]), FakeRetriever(()))
+
+
+@dataclass
+class QueryLimitRetriever(FakeRetriever):
+    """Rejects long queries the way the document store does (its error names its own field, ``query``)."""
+
+    max_query_chars: int = 40
+
+    async def retrieve(self, collection: str, query: str, top_k: int) -> tuple[Passage, ...]:
+        if len(query) > self.max_query_chars:
+            raise ReasoningInputError("query", f"is {len(query)} characters long; the limit is {self.max_query_chars}")
+        return await super().retrieve(collection, query, top_k)
+
+
+async def test_a_rag_question_too_long_to_search_names_the_question_field() -> None:
+    request = replace(RAG, question="Who designed the Orlin Bridge, and in which year was it finished?")
+    with pytest.raises(ReasoningInputError) as info:
+        await _run(request, ScriptedClient([]), QueryLimitRetriever((ORLIN,)))
+    assert info.value.field == "question"
+    assert info.value.message == "question: is 65 characters long; the limit is 40"

@@ -119,7 +119,7 @@ def test_list_and_delete_collections(store: DocumentStore) -> None:
     assert infos[1].documents == 1
 
     store.search("a-docs", "cats")  # cache its index
-    store.delete_collection("a-docs")
+    assert store.delete_collection("a-docs") == 2
     assert [info.name for info in store.list_collections()] == ["b-docs"]
     with pytest.raises(CollectionNotFoundError):
         store.search("a-docs", "cats")

@@ -157,3 +157,14 @@ def test_errors_pickle_with_their_fields() -> None:
 def test_settings_are_checked(tmp_path: Path, changes: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RagSettings(data_dir=tmp_path, **changes)  # type: ignore[arg-type]
+
+
+def test_metadata_size_is_capped_so_search_results_stay_sendable(store: DocumentStore) -> None:
+    limit = store.settings.max_metadata_chars
+    bloated = Document("big", "some text", {"blob": "x" * 6_000_000})  # 6 MB, as observed
+    with input_error("documents[1].metadata", f"holds 6000004 characters \\(keys plus values\\); the limit is {limit}"):
+        store.ingest("c", [DOC, bloated])
+    assert store.list_collections() == [], "nothing of a rejected ingest is stored"
+    at_limit = Document("ok", "some text", {"k": "v" * (limit - 1)})
+    store.ingest("c", [at_limit])
+    assert store.search("c", "text")[0].metadata == at_limit.metadata
