@@ -11,20 +11,17 @@ metrics agent exports as ``ray_quorum_grpc_requests_total{method, code}`` (plus 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from ray.serve import metrics as serve_metrics
 
-Context = grpc.aio.ServicerContext[Any, Any]
+from .interceptors import CallInterceptor, Context, Handler, Streaming, Unary, rebuild_handler
+
 Record = Callable[[str, str], None]  # (method, status code name)
-# What grpc.aio calls (grpc's type stubs describe the sync server's behaviours).
-Unary = Callable[[Any, Context], Awaitable[Any]]
-Streaming = Callable[[Any, Context], AsyncIterator[Any]]
 
 REQUESTS_METRIC = "quorum_grpc_requests"
-COUNTED_PREFIX = "/quorum."  # the quorum API; health probes and reflection are not counted
 # NOTE: a client whose deadline passes cancels the call before the server's own deadline (set when the
 # request arrived, so a little later) expires: a cancel this close to the deadline counts as DEADLINE_EXCEEDED.
 DEADLINE_SLACK_S = 1.0
@@ -42,7 +39,7 @@ def final_code(context: Context, error: BaseException | None) -> grpc.StatusCode
     return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
 
 
-def _counted(handler: grpc.RpcMethodHandler[Any, Any], method: str, record: Record) -> grpc.RpcMethodHandler[Any, Any]:
+def _counted(handler: Handler, method: str, record: Record) -> Handler:
     def done(context: Context, error: BaseException | None) -> None:
         record(method, final_code(context, error).name)
 
@@ -70,38 +67,18 @@ def _counted(handler: grpc.RpcMethodHandler[Any, Any], method: str, record: Reco
 
         return call
 
-    deserializer, serializer = handler.request_deserializer, handler.response_serializer
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(unary(cast(Unary, handler.unary_unary)), deserializer, serializer)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            streaming(cast(Streaming, handler.unary_stream)), deserializer, serializer
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(unary(cast(Unary, handler.stream_unary)), deserializer, serializer)
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            streaming(cast(Streaming, handler.stream_stream)), deserializer, serializer
-        )
-    return handler
+    return rebuild_handler(handler, unary, streaming)
 
 
-class RequestCounter(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class RequestCounter(CallInterceptor):
     """Counts each call to a ``quorum.*`` method once it ends, by method (``quorum.v1.InferenceService/Chat``)
     and status code name (``OK``, ``INVALID_ARGUMENT``, …). Install it first so it sees every outcome."""
 
     def __init__(self, record: Record) -> None:
         self._record = record
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not method.startswith(COUNTED_PREFIX):
-            return handler
+    def wrap(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        method: str = details.method  # type: ignore[attr-defined]
         return _counted(handler, method.lstrip("/"), self._record)
 
 

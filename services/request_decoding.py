@@ -11,15 +11,14 @@ INVALID_ARGUMENT "request is not a valid quorum.v1.ChatRequest: …".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-Context = grpc.aio.ServicerContext[Any, Any]
-WRAPPED_PREFIX = "/quorum."
+from .interceptors import CallInterceptor, Context, Handler, Streaming, Unary, rebuild_handler
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ async def _refuse(request: Undecodable, context: Context) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {request.message}: {request.error}")
 
 
-def _unary(behavior: Callable[[Any, Context], Awaitable[Any]]) -> Callable[[Any, Context], Awaitable[Any]]:
+def _unary(behavior: Unary) -> Unary:
     async def call(request: Any, context: Context) -> Any:
         if isinstance(request, Undecodable):
             await _refuse(request, context)
@@ -61,7 +60,7 @@ def _unary(behavior: Callable[[Any, Context], Awaitable[Any]]) -> Callable[[Any,
     return call
 
 
-def _streaming(behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[[Any, Context], Any]:
+def _streaming(behavior: Streaming) -> Streaming:
     async def call(request: Any, context: Context) -> AsyncIterator[Any]:
         if isinstance(request, Undecodable):
             await _refuse(request, context)
@@ -71,30 +70,16 @@ def _streaming(behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callab
     return call
 
 
-def safe_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def safe_handler(handler: Handler) -> Handler:
     """``handler`` with its request deserializer and behavior wrapped (unary-request methods; others as is)."""
-    deserializer, serializer = handler.request_deserializer, handler.response_serializer
-    unary: Any = handler.unary_unary  # typed for the sync server; an aio server's behaviors are coroutines
-    streaming: Any = handler.unary_stream
-    if deserializer is None:
+    deserializer = handler.request_deserializer
+    if deserializer is None or handler.request_streaming:
         return handler
-    if unary is not None:
-        return grpc.unary_unary_rpc_method_handler(_unary(unary), _safe_deserializer(deserializer), serializer)
-    if streaming is not None:
-        return grpc.unary_stream_rpc_method_handler(_streaming(streaming), _safe_deserializer(deserializer), serializer)
-    return handler
+    return rebuild_handler(handler, _unary, _streaming, _safe_deserializer(deserializer))
 
 
-class UndecodableRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class UndecodableRequestInterceptor(CallInterceptor):
     """Applies :func:`safe_handler` to every ``quorum.*`` method (see the module docstring)."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not method.startswith(WRAPPED_PREFIX):
-            return handler
+    def wrap(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
         return safe_handler(handler)

@@ -6,13 +6,15 @@ import hmac
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from quorum.cluster.config import GatewayConfig
+
+from .interceptors import CallInterceptor, Context, Handler, rebuild_handler
 
 logger = logging.getLogger(__name__)
 
@@ -87,39 +89,28 @@ def _bearer(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
     return None
 
 
-def _denied(handler: grpc.RpcMethodHandler[Any, Any], message: str) -> grpc.RpcMethodHandler[Any, Any]:
-    async def abort(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+def _denied(handler: Handler, message: str) -> Handler:
+    async def abort(request: Any, context: Context) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def abort_stream(request: Any, context: Context) -> AsyncIterator[Any]:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield  # pragma: no cover - abort raises
 
-    deserializer, serializer = handler.request_deserializer, handler.response_serializer
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort_stream, deserializer, serializer)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(abort, deserializer, serializer)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(abort_stream, deserializer, serializer)
-    return grpc.unary_unary_rpc_method_handler(abort, deserializer, serializer)
+    return rebuild_handler(handler, lambda _: abort, lambda _: abort_stream)
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class BearerTokenInterceptor(CallInterceptor):
     """Answers UNAUTHENTICATED unless the call carries an accepted ``authorization: Bearer`` token."""
 
     def __init__(self, tokens: TokenFile) -> None:
         self._tokens = tokens
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(UNAUTHENTICATED_SERVICES):
-            return handler
-        token = _bearer(handler_call_details.invocation_metadata)  # type: ignore[arg-type]
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(UNAUTHENTICATED_SERVICES)
+
+    def wrap(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        token = _bearer(details.invocation_metadata)  # type: ignore[arg-type]
         if token is None:
             return _denied(handler, MISSING_TOKEN)
         if not self._tokens.accepts(token):
