@@ -30,7 +30,7 @@ from ray.cluster_utils import Cluster
 
 from quorum.cluster.config import QuorumConfig, RayConfig
 
-from .ray_head import ATTEMPTS, STOP_GRACE_S, start_ray, stop_children_since
+from .ray_head import ATTEMPTS, start_ray, stop_children_since, stop_processes
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +59,6 @@ def node_processes(node: Any) -> list[psutil.Process]:
                 found.append(proc)
                 found.extend(proc.children(recursive=True))
     return found
-
-
-def stop_processes(procs: list[psutil.Process], grace_s: float = STOP_GRACE_S) -> list[int]:
-    """SIGTERM those of ``procs`` still running, SIGKILL them after ``grace_s``; return their pids."""
-    alive = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, left = psutil.wait_procs(alive, timeout=grace_s)
-    for proc in left:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(left, timeout=grace_s)
-    return [p.pid for p in alive]
 
 
 class MultiNodeRay:

@@ -57,6 +57,24 @@ def head_log_tail(temp_dir: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(parts)
 
 
+def stop_processes(procs: list[psutil.Process], grace_s: float = STOP_GRACE_S) -> list[int]:
+    """SIGTERM those of ``procs`` still running, SIGKILL them after ``grace_s``; return their pids."""
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, left = psutil.wait_procs(alive, timeout=grace_s)
+    for proc in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(left, timeout=grace_s)
+    return [p.pid for p in alive]
+
+
 def stop_children_since(before: set[int], grace_s: float = STOP_GRACE_S) -> list[int]:
     """Stop this process's children whose pids are not in ``before``, and their descendants; return the pids.
 
@@ -69,15 +87,7 @@ def stop_children_since(before: set[int], grace_s: float = STOP_GRACE_S) -> list
             started.append(child)
             with contextlib.suppress(psutil.NoSuchProcess):
                 started.extend(child.children(recursive=True))
-    for proc in started:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(started, timeout=grace_s)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=grace_s)
-    return [p.pid for p in started]
+    return stop_processes(started, grace_s)
 
 
 def check_metrics_port(port: int) -> None:
