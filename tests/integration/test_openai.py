@@ -259,7 +259,7 @@ ErrorCall = Callable[[OpenAI, str], Any]
             lambda api, m: api.chat.completions.create(model=m, messages=PARIS, temperature=-1),
             openai.BadRequestError,
             "temperature",
-            ">= 0",
+            "must be in [0, 2]",
         ),
         (
             lambda api, m: api.chat.completions.create(model=m, messages=PARIS, top_p=1.5, stream=True),
