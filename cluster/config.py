@@ -36,8 +36,9 @@ class EngineConfig(_Strict):
         None,
         description=(
             "Weight and activation dtype; 'auto' takes the checkpoint's. None: float32 on CPU replicas "
-            "(deployment.num_gpus 0) and bfloat16 on accelerators. Measured on CPU (docs/numerics.md): bfloat16 "
-            "flips greedy answers of small models, and which ones depends on the CPU's kernels."
+            "(deployment.num_gpus 0), bfloat16 on accelerators and for quantized checkpoints (CPU int8/int4 "
+            "kernels need it). Measured on CPU (docs/numerics.md): bfloat16 flips greedy answers of small "
+            "models, and which ones depends on the CPU's kernels."
         ),
     )
     max_model_len: int = Field(2048, ge=16, description="Context length: prompt plus generated tokens.")
@@ -229,12 +230,14 @@ class ModelConfig(_Strict):
     def uses_gpus(self) -> bool:
         return self.deployment.num_gpus > 0
 
-    @property
-    def dtype(self) -> Literal["auto", "bfloat16", "float16", "float32"]:
-        """The engine dtype (None resolved: float32 on CPU replicas, bfloat16 on accelerators)."""
+    def dtype_for(self, quantized_checkpoint: bool) -> Literal["auto", "bfloat16", "float16", "float32"]:
+        """The engine dtype: ``engine.dtype``, else bfloat16 on accelerators and for quantized weights (vLLM's
+        CPU int8/int4 kernels take bfloat16 activations only), else float32 (docs/numerics.md)."""
         if self.engine.dtype is not None:
             return self.engine.dtype
-        return "bfloat16" if self.uses_gpus else "float32"
+        if self.uses_gpus or quantized_checkpoint or self.engine.quantization is not None:
+            return "bfloat16"
+        return "float32"
 
     @property
     def executor_backend(self) -> Literal["mp", "ray"]:

@@ -16,6 +16,7 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from .config import ModelConfig
+from .models import is_quantized_checkpoint
 from .types import ChoiceDelta, FinishReason, SamplingOptions, TokenLogprob, TopLogprob, Usage
 
 GIB = 1 << 30
@@ -24,11 +25,17 @@ GIB = 1 << 30
 def engine_args(model: ModelConfig, weights: str, tokenizer: str | None = None) -> AsyncEngineArgs:
     """vLLM engine arguments for one replica of ``model`` whose weights are at ``weights``."""
     engine = model.engine
+    quantized = is_quantized_checkpoint(weights) or engine.quantization is not None
+    if quantized and not model.uses_gpus and engine.dtype == "float32":
+        raise ValueError(
+            f"model '{model.id}': models[].engine.dtype: float32 cannot run a quantized checkpoint on CPU "
+            "(vLLM's int8/int4 kernels take bfloat16 activations); set bfloat16 or leave dtype unset"
+        )
     kwargs: dict[str, Any] = {
         "model": weights,
         "tokenizer": tokenizer or weights,
         "served_model_name": model.id,
-        "dtype": model.dtype,
+        "dtype": model.dtype_for(quantized),
         "max_model_len": engine.max_model_len,
         "tensor_parallel_size": engine.tensor_parallel_size,
         "pipeline_parallel_size": engine.pipeline_parallel_size,

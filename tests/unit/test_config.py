@@ -57,9 +57,10 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
         load_config(bad)
 
 
-def test_dtype_defaults_to_float32_on_cpu_and_bfloat16_on_accelerators() -> None:
+def test_dtype_defaults_to_float32_on_cpu_and_bfloat16_on_accelerators_and_quantized_weights() -> None:
     cpu = parse_config({"models": [{"id": "m", "source": "org/m"}]}).models[0]
     gpu = parse_config({"models": [{"id": "m", "source": "org/m", "deployment": {"num_gpus": 1}}]}).models[0]
-    chosen = parse_config({"models": [{"id": "m", "source": "org/m", "engine": {"dtype": "bfloat16"}}]}).models[0]
-    assert (cpu.dtype, gpu.dtype, chosen.dtype) == ("float32", "bfloat16", "bfloat16")
-    assert load_config(DEFAULT_CONFIG).models[0].dtype == "float32"
+    chosen = parse_config({"models": [{"id": "m", "source": "org/m", "engine": {"dtype": "float16"}}]}).models[0]
+    assert (cpu.dtype_for(False), gpu.dtype_for(False), chosen.dtype_for(True)) == ("float32", "bfloat16", "float16")
+    assert cpu.dtype_for(quantized_checkpoint=True) == "bfloat16"  # CPU int8 kernels take bfloat16 activations
+    assert load_config(DEFAULT_CONFIG).models[0].dtype_for(False) == "float32"

@@ -1,5 +1,6 @@
 """Serve options computed from the config: replicas, autoscaling, placement groups, the router."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,14 @@ def test_kv_transfer_config_reaches_the_engine() -> None:
     args = engine_args(model, "/weights")
     assert args.kv_transfer_config is not None
     assert args.kv_transfer_config.kv_connector == "LMCacheConnectorV1"
+
+
+def test_quantized_weights_run_in_bfloat16_on_cpu_and_float32_is_refused_naming_the_field(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {"format": "int-quantized"}}))
+    assert engine_args(_model(), str(tmp_path)).dtype == "bfloat16"
+    assert engine_args(_model(), "/weights").dtype == "float32"
+    with pytest.raises(ValueError, match=r"models\[\]\.engine\.dtype: float32 cannot run a quantized checkpoint"):
+        engine_args(_model(engine={"dtype": "float32"}), str(tmp_path))
 
 
 @pytest.mark.parametrize("overlay", ["gpu", "cpu-dev"])

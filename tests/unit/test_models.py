@@ -22,6 +22,7 @@ from quorum.cluster.models import (
     ModelSourceError,
     embedded_dir,
     is_prepared,
+    is_quantized_checkpoint,
     prepare_embedded,
     resolve_source,
 )
@@ -207,3 +208,13 @@ def test_prepare_embedded_converts_the_wheel_gguf_once(tmp_path: Path) -> None:
     assert prepare_embedded(NAME, tmp_path, progress=False) == directory
     assert (directory / MANIFEST_NAME).stat().st_mtime_ns == manifest_mtime
     assert resolve_source(_model(f"embedded:{NAME}"), tmp_path, prepare=False) == str(directory)
+
+
+def test_a_checkpoint_is_quantized_when_its_config_says_so(tmp_path: Path) -> None:
+    plain, quantized = tmp_path / "plain", tmp_path / "quantized"
+    for directory, config in ((plain, {"model_type": "llama"}), (quantized, {"quantization_config": {"x": 1}})):
+        directory.mkdir()
+        (directory / "config.json").write_text(json.dumps(config))
+    assert not is_quantized_checkpoint(str(plain))
+    assert is_quantized_checkpoint(str(quantized))
+    assert not is_quantized_checkpoint("org/hub-model")
