@@ -109,11 +109,12 @@ class GrammarChecker:
     async def check(self, constraint: OutputConstraint) -> None:
         """Return when ``constraint`` may go to the engine; raise :class:`InvalidArgument` naming its field."""
         field = constraint_field(constraint)
-        check_constraint(constraint, self._limits)
         job = CompileJob.of(constraint)
         key = job.key
         outcome = self._remembered(key)
         if outcome is None:
+            # NOTE: only constraints within the static bounds are remembered, so a hit skips that check too.
+            check_constraint(constraint, self._limits)
             async with self._lock:
                 outcome = self._remembered(key)
                 if outcome is None:
