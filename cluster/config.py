@@ -75,6 +75,15 @@ class EngineConfig(_Strict):
             "VLLM_CPU_OMP_THREADS_BIND); None: one rank keeps vLLM's default, several split the replica's cores evenly."
         ),
     )
+    pin_front_off_workers: bool = Field(
+        True,
+        description=(
+            "CPU hosts: once the engine runs, restrict the replica's own process (tokenizing, streaming each "
+            "token to Serve) and vLLM's scheduler process to the cores vLLM did not bind its workers to, so "
+            "per-token work never preempts the engine's OpenMP threads; false leaves them on every core. "
+            "No effect when the workers are bound to every core the replica may use."
+        ),
+    )
     distributed_executor_backend: Literal["auto", "mp", "ray"] = Field(
         "auto",
         description=(
@@ -264,6 +273,14 @@ class GatewayConfig(_Strict):
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
     num_replicas: int = Field(1, ge=1, description="Gateway replicas (they share the port with SO_REUSEPORT).")
     graceful_shutdown_s: float = Field(5, ge=0, description="Time in-flight RPCs get to finish on shutdown.")
+    pin_off_engine_cores: bool = Field(
+        True,
+        description=(
+            "Restrict the gateway process to the cores that no CPU engine on its own node binds its workers to "
+            "(as the models report them), so per-token streaming work never preempts an engine step; false "
+            "leaves it on every core."
+        ),
+    )
     auth_tokens_file: str | None = Field(
         None,
         description=(
@@ -333,6 +350,8 @@ class ReasoningConfig(_Strict):
         return self
 
 
+# NOTE: also the settings of the retrieval library (quorum.reasoning.rag.DocumentStore takes it as is): the one
+# declaration of these fields. (The class docstring is the section's description in the config's JSON schema.)
 class RagConfig(_Strict):
     """Document collections for retrieval-augmented answers (ReasoningService Ingest/Search, STRATEGY_RAG)."""
 
@@ -356,6 +375,11 @@ class RagConfig(_Strict):
     )
     default_top_k: int = Field(4, ge=1, description="Chunks retrieved when a request leaves top_k 0.")
     max_top_k: int = Field(50, ge=1, description="Largest top_k a request may ask for.")
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir`` with ``~`` expanded."""
+        return Path(self.data_dir).expanduser()
 
     @model_validator(mode="after")
     def _check_sizes(self) -> RagConfig:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import ray
 from opentelemetry.trace import Status, StatusCode
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
@@ -23,6 +24,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
+from .affinity import pin_engine_front, worker_cores
 from .config import ConstraintsConfig, ModelConfig, TelemetryConfig
 from .engine import PrefixHits, choice_deltas, cpu_threads_bind, engine_args, sampling_params
 from .errors import EngineUnavailable, InvalidArgument
@@ -59,6 +61,8 @@ class LLMServer:
         self._state = "loading"
         self._detail = "engine starting"
         self._started = time.monotonic()
+        self._engine_cores: tuple[int, ...] = ()
+        self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         setup_tracing(telemetry, component="llm-server")
         self._tracer = tracer(__name__)
         self._loader = threading.Thread(target=self._load, name=f"load-{model.id}", daemon=True)
@@ -79,6 +83,12 @@ class LLMServer:
             self._grammar = GrammarChecker(
                 self._constraints, model_config.tokenizer, model_config.get_vocab_size(), model_config.trust_remote_code
             )
+            if not self._model.uses_gpus:
+                self._engine_cores = tuple(sorted(worker_cores()))
+                if self._model.engine.pin_front_off_workers:
+                    cores = pin_engine_front()
+                    if cores:
+                        logger.info("model %s: replica and engine scheduler moved to cores %s", self._model.id, cores)
             self._engine = engine
             self._state, self._detail = "ready", ""
             logger.info("model %s ready after %.1f s", self._model.id, time.monotonic() - self._started)
@@ -114,6 +124,8 @@ class LLMServer:
             detail=self._detail,
             max_model_len=self._model.engine.max_model_len,
             running_requests=running,
+            engine_cores=self._engine_cores,
+            node_id=self._node_id,
         )
 
     async def check_health(self) -> None:

@@ -1,9 +1,37 @@
-"""Plain data passed between the gateway and the LLM servers (no protobuf, no Ray)."""
+"""Plain data passed between the gateway, the reasoning layer and the LLM servers (no protobuf, no Ray).
+
+An LLM call is the same data wherever it starts: a model id, :class:`Message` s (or a prompt) and
+:class:`SamplingOptions` (with its :class:`OutputConstraint`). The gRPC and OpenAI front doors build them
+from their wire formats, the reasoning strategies build them directly (``quorum.reasoning.llm``), and
+``cluster/engine.py`` is the one place that turns them into vLLM's types.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+MAX_TEMPERATURE = 2.0  # vLLM's own range is [0, 2]
+
+
+def temperature_problem(value: float) -> str | None:
+    """What is wrong with ``value`` as a sampling temperature, or None: the one rule for every request kind."""
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if not 0 <= value <= MAX_TEMPERATURE:
+        return f"must be in [0, {MAX_TEMPERATURE:g}] (0 is greedy), got {value:g}"
+    return None
+
+
+def top_p_problem(value: float) -> str | None:
+    """What is wrong with ``value`` as a nucleus-sampling top_p, or None: the one rule for every request kind."""
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if not 0 < value <= 1:
+        return f"must be in (0, 1], got {value:g}"
+    return None
 
 
 class FinishReason(StrEnum):
@@ -75,6 +103,11 @@ class SamplingOptions:
     constraint: OutputConstraint | None = None
     fit_context: bool = False  # lower max_tokens to the room the prompt leaves instead of rejecting it
 
+    @property
+    def json_schema(self) -> str | None:
+        """The JSON schema the output is constrained to, if that is the constraint."""
+        return self.constraint.json_schema if self.constraint is not None else None
+
 
 @dataclass(frozen=True)
 class Message:
@@ -131,6 +164,14 @@ class Usage:
     cached_prompt_tokens: int = 0
     computed_prompt_tokens: int = 0  # over all n choices: prompt x n minus every choice's prefix-cache hits
 
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_prompt_tokens + other.cached_prompt_tokens,
+            self.computed_prompt_tokens + other.computed_prompt_tokens,
+        )
+
 
 @dataclass(frozen=True)
 class GenerationChunk:
@@ -149,3 +190,5 @@ class ModelStatus:
     detail: str = ""
     max_model_len: int = 0
     running_requests: int = 0
+    engine_cores: tuple[int, ...] = ()  # cores the engine's CPU workers are bound to (empty: none, or GPUs)
+    node_id: str = ""  # Ray node of the replica

@@ -11,12 +11,10 @@ import math
 from .config import ConstraintsConfig
 from .constraints import check_constraint
 from .errors import ContextOverflow, InvalidArgument
-from .types import Message, SamplingOptions
+from .types import CHAT_ROLES, Message, SamplingOptions, temperature_problem, top_p_problem
 
-CHAT_ROLES = ("system", "user", "assistant", "tool")
 MAX_STOP_STRINGS = 16
 MAX_LOGPROBS = 20
-MAX_TEMPERATURE = 2.0  # vLLM's own range is [0, 2]
 DEFAULT_CONSTRAINTS = ConstraintsConfig()
 
 
@@ -27,15 +25,12 @@ def _finite(field: str, value: float) -> None:
 
 def check_sampling(sampling: SamplingOptions, max_n: int, limits: ConstraintsConfig = DEFAULT_CONSTRAINTS) -> None:
     """Raise :class:`InvalidArgument` naming the first field out of range (the constraint within ``limits``)."""
-    _finite("sampling.temperature", sampling.temperature)
-    if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
-        raise InvalidArgument(
-            "sampling.temperature",
-            f"must be in [0, {MAX_TEMPERATURE:g}] (0 is greedy), got {sampling.temperature:g}",
-        )
-    _finite("sampling.top_p", sampling.top_p)
-    if not 0 < sampling.top_p <= 1:
-        raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {sampling.top_p:g}")
+    for name, problem in (
+        ("sampling.temperature", temperature_problem(sampling.temperature)),
+        ("sampling.top_p", top_p_problem(sampling.top_p)),
+    ):
+        if problem is not None:
+            raise InvalidArgument(name, problem)
     if sampling.top_k < 0:
         raise InvalidArgument("sampling.top_k", f"must be >= 0 (0 disables it), got {sampling.top_k}")
     if not 1 <= sampling.n <= max_n:

@@ -11,28 +11,22 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from quorum.cluster.types import Message, SamplingOptions, Usage
+
 from .errors import ReasoningInputError
 
+# NOTE: an LLM call is the cluster's plain data (quorum.cluster.types, which imports neither Ray nor vLLM):
+# the names below are the reasoning layer's words for the same types, not copies of them.
+ChatTurn = Message  # one turn of the conversation: role ("system", "user", "assistant" or "tool") and content
+TokenUsage = Usage
+
 
 @dataclass(frozen=True)
-class ChatTurn:
-    role: str  # "system", "user", "assistant" or "tool"
-    content: str
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Decoding settings of one engine request; ``n`` samples share one prompt prefill."""
+class Sampling(SamplingOptions):
+    """The cluster's :class:`SamplingOptions` of one engine request (``n`` samples share one prompt prefill),
+    with ``max_tokens`` always set: a strategy bounds every call by its token budget."""
 
     max_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    n: int = 1
-    json_schema: str | None = None  # grammar-constrained decoding when set
-    fit_context: bool = False  # lower max_tokens to the room the prompt leaves in the model's context
-    frequency_penalty: float = 0.0  # subtracted from a token's logit per time it was already generated
 
 
 @dataclass(frozen=True)
@@ -43,22 +37,6 @@ class SampleDelta:
     text: str
     finished: bool = False
     finish_reason: str = ""  # "stop" or "length" once finished
-
-
-@dataclass(frozen=True)
-class TokenUsage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    computed_prompt_tokens: int = 0  # prompt tokens the engine computed over all n samples of the call
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cached_prompt_tokens + other.cached_prompt_tokens,
-            self.computed_prompt_tokens + other.computed_prompt_tokens,
-        )
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""What a Reason call asks for, the server's caps on it, and :func:`validate`."""
+"""What a Reason call asks for, the server's caps on it, and :func:`validate`, the checks of its gate."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
+
+from quorum.cluster.types import CHAT_ROLES, temperature_problem, top_p_problem
 
 from .answers import DEFAULT_CHOICES, AnswerFormat
 from .early_stop import EarlyStopping, StopRule
@@ -16,10 +18,8 @@ from .llm import ChatTurn
 from .retrieval import RETRIEVE_TOOL
 from .tools import FINAL_ANSWER, ClientTool, ToolStep
 
-CHAT_ROLES = ("system", "user", "assistant", "tool")
 CLIENT_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_CLIENT_TOOLS = 32
-MAX_TEMPERATURE = 2.0  # the engines' (vLLM's) range is [0, 2]
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -110,11 +110,14 @@ class ReasoningLimits:
     max_input_chars: int = 1_000_000  # question + messages + replayed steps, checked before tokenizing
 
 
-def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Collection[str]) -> None:
-    """Raise :class:`ReasoningInputError` naming the first bad field, or :class:`UnknownToolError`.
+def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Collection[str]) -> ReasonRequest:
+    """The checks of the Reason gate: the request to run, or :class:`ReasoningInputError` naming the first bad
+    field, or :class:`UnknownToolError`.
 
-    ``known_tools`` are the names the tool registry offers. Passing means the
-    request can run: every later problem ends the run with a final event.
+    ``known_tools`` are the names the tool registry offers. The result has its
+    enum fields (strategy, answer format, early-stopping rule) as enums; passing
+    means the request can run, and what runs it trusts it without checking it
+    again: every later problem ends the run with a final event.
     """
     strategy = _enum(Strategy, request.strategy, "strategy")
     _check_question(request, limits)
@@ -125,10 +128,16 @@ def validate(request: ReasonRequest, limits: ReasoningLimits, known_tools: Colle
     _check_client_tools(request, known_tools)
     _check_steps(request, limits)
     _check_budget(request.budget, limits)
-    _check_early_stopping(request, strategy)
+    rule = _check_early_stopping(request, strategy)
     _check_sampling(request.sampling, limits)
-    _check_answer_format(request)
+    answer_format = _check_answer_format(request)
     _check_collection(request, strategy)
+    return replace(
+        request,
+        strategy=strategy,
+        answer_format=answer_format,
+        early_stopping=replace(request.early_stopping, rule=rule),
+    )
 
 
 def _check_collection(request: ReasonRequest, strategy: Strategy) -> None:
@@ -262,19 +271,17 @@ def _check_object_schema(field: str, schema: Mapping[str, object]) -> None:
 
 
 def _check_steps(request: ReasonRequest, limits: ReasoningLimits) -> None:
-    """``steps`` replay a run: each names an offered tool, ids are distinct, and none is still pending."""
+    """``steps`` replay a run: at most ``max_steps`` of them, with distinct call ids.
+
+    NOTE: that each step names an offered tool, has an id and carries its result is checked where the
+    steps are read from the wire (``services.reasoning_service.steps_from_proto``, naming the message).
+    """
     if len(request.steps) > limits.max_steps:
         raise ReasoningInputError("steps", f"{len(request.steps)} steps; a run has at most {limits.max_steps}")
-    offered, ids = request.offered_tools, set()
+    ids: set[str] = set()
     for position, step in enumerate(request.steps):
-        if step.tool not in offered:
-            raise ReasoningInputError(
-                f"steps[{position}].tool", f"'{step.tool}' is not among the request's tools ({', '.join(offered)})"
-            )
-        if not step.call_id or step.call_id in ids:
+        if step.call_id in ids:
             raise ReasoningInputError(f"steps[{position}].call_id", "call ids must be non-empty and distinct")
-        if step.pending:
-            raise ReasoningInputError(f"steps[{position}]", "the call has no result; send the tool's result with it")
         ids.add(step.call_id)
 
 
@@ -294,11 +301,11 @@ def _check_budget(budget: Budget, limits: ReasoningLimits) -> None:
         )
 
 
-def _check_early_stopping(request: ReasonRequest, strategy: Strategy) -> None:
+def _check_early_stopping(request: ReasonRequest, strategy: Strategy) -> StopRule:
     settings = request.early_stopping
     rule = _enum(StopRule, settings.rule, "early_stopping.rule")
     if rule is StopRule.NONE:
-        return
+        return rule
     if strategy is not Strategy.SELF_CONSISTENCY:
         raise ReasoningInputError("early_stopping.rule", f"only self_consistency stops early, not {strategy.value}")
     if not 1 <= settings.min_samples <= request.samples:
@@ -315,20 +322,16 @@ def _check_early_stopping(request: ReasonRequest, strategy: Strategy) -> None:
         raise ReasoningInputError(
             "early_stopping.window", f"must be between 2 and samples={request.samples}, got {settings.window}"
         )
+    return rule
 
 
 def _check_sampling(sampling: SamplingOverrides, limits: ReasoningLimits) -> None:
-    if sampling.temperature is not None:
-        _finite("sampling.temperature", sampling.temperature)
-        if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
-            raise ReasoningInputError(
-                "sampling.temperature",
-                f"must be in [0, {MAX_TEMPERATURE:g}] (0 is greedy), got {sampling.temperature:g}",
-            )
-    if sampling.top_p is not None:
-        _finite("sampling.top_p", sampling.top_p)
-        if not 0 < sampling.top_p <= 1:
-            raise ReasoningInputError("sampling.top_p", f"must be in (0, 1], got {sampling.top_p:g}")
+    for name, problem in (
+        ("sampling.temperature", None if sampling.temperature is None else temperature_problem(sampling.temperature)),
+        ("sampling.top_p", None if sampling.top_p is None else top_p_problem(sampling.top_p)),
+    ):
+        if problem is not None:
+            raise ReasoningInputError(name, problem)
     if sampling.max_tokens is not None and not 1 <= sampling.max_tokens <= limits.max_step_tokens:
         raise ReasoningInputError(
             "sampling.max_tokens", f"must be between 1 and {limits.max_step_tokens}, got {sampling.max_tokens}"
@@ -337,13 +340,14 @@ def _check_sampling(sampling: SamplingOverrides, limits: ReasoningLimits) -> Non
         raise ReasoningInputError("sampling.seed", f"must be >= 0, got {sampling.seed}")
 
 
-def _check_answer_format(request: ReasonRequest) -> None:
+def _check_answer_format(request: ReasonRequest) -> AnswerFormat:
     answer_format = _enum(AnswerFormat, request.answer_format, "answer_format")
     if answer_format is not AnswerFormat.CHOICE:
-        return
+        return answer_format
     if not request.choices:
         raise ReasoningInputError("choices", "a choice answer needs at least one label")
     if any(not label.strip() or label != label.strip() for label in request.choices):
         raise ReasoningInputError("choices", "labels must be non-empty without surrounding whitespace")
     if len({label.casefold() for label in request.choices}) != len(request.choices):
         raise ReasoningInputError("choices", "labels must be distinct (ignoring case)")
+    return answer_format

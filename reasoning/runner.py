@@ -1,4 +1,4 @@
-"""The entry point: :func:`run_reasoning` validates a request, runs its strategy and guards the stream."""
+"""The entry point: :func:`run_reasoning` runs a request that passed its gate, and guards the stream."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from . import metrics
 from .errors import ReasoningInputError, StrategyUnavailableError
 from .events import Event, FinalEvent, SampleEvent, StopReason, VoteEvent
 from .llm import LLMClient
-from .request import ReasoningLimits, ReasonRequest, Strategy, validate
+from .request import ReasonRequest, Strategy
 from .retrieval import RETRIEVE_TOOL, Retriever, RetrieveTool
 from .state import RunState
 from .strategies import chain_of_thought, direct, rag, react, self_consistency
@@ -25,16 +25,15 @@ async def run_reasoning(
     request: ReasonRequest,
     client: LLMClient,
     registry: ToolRegistry,
-    limits: ReasoningLimits,
     trace_parent: Context | None = None,
     retriever: Retriever | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Answer ``request`` with its strategy, streaming events that end in exactly one :class:`FinalEvent`.
 
-    Before the first event it raises :class:`~quorum.reasoning.errors.ReasoningInputError`,
-    :class:`~quorum.reasoning.errors.UnknownToolError` or
-    :class:`~quorum.reasoning.errors.StrategyUnavailableError` (RAG without a
-    ``retriever``), or the retriever's error for an unknown collection. Later,
+    ``request`` is trusted: it is what :func:`~quorum.reasoning.request.validate` (the Reason gate's
+    checks) returned. What only this deployment knows is checked here, before the first event:
+    :class:`~quorum.reasoning.errors.StrategyUnavailableError` (RAG without a ``retriever``), a
+    ``top_k`` above the retriever's cap, and the retriever's error for an unknown collection. Later,
     budget exhaustion and tool failures end the stream with a final event;
     errors of ``client`` propagate. The wall-clock budget (budget.max_seconds)
     covers the whole run: when it passes, the running engine request is
@@ -43,9 +42,7 @@ async def run_reasoning(
     caller's propagated context) parents the run's root span. ``retriever``
     serves RAG runs and ReAct's ``retrieve`` tool.
     """
-    known_tools = (*registry.names(), RETRIEVE_TOOL) if retriever is not None else registry.names()
-    validate(request, limits, known_tools)
-    strategy = Strategy(request.strategy)
+    strategy = request.strategy
     top_k = 0
     if strategy is Strategy.RAG or request.collection:
         if retriever is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / ".mypy_tree"
-PACKAGES = {"cluster": "cluster", "services": "services", "reasoning": "reasoning"}
+PACKAGES = {"client": "client", "cluster": "cluster", "services": "services", "reasoning": "reasoning"}
 
 
 def build_tree() -> None:

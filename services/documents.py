@@ -22,31 +22,16 @@ from quorum.reasoning.rag import (
     Hit,
     IngestResult,
     MiniLMEmbedder,
-    RagSettings,
 )
 
 BUNDLED_NAMES = ("all-MiniLM-L6-v2", BUNDLED_MODEL_ID)
-
-
-def rag_settings(config: RagConfig) -> RagSettings:
-    return RagSettings(
-        data_dir=Path(config.data_dir).expanduser(),
-        chunk_chars=config.chunk_chars,
-        chunk_overlap=config.chunk_overlap,
-        max_document_chars=config.max_document_chars,
-        max_documents_per_request=config.max_documents_per_request,
-        max_metadata_chars=config.max_metadata_chars,
-        default_top_k=config.default_top_k,
-        max_top_k=config.max_top_k,
-        embed_batch_size=config.embed_batch_size,
-    )
 
 
 def document_store(config: RagConfig) -> DocumentStore:
     """The store of ``config``: the bundled all-MiniLM-L6-v2 embedder, or a local sentence-transformers model."""
     model_dir = None if config.embedding_model in BUNDLED_NAMES else Path(config.embedding_model).expanduser()
     embedder = MiniLMEmbedder(model_dir, batch_size=config.embed_batch_size)
-    return DocumentStore(rag_settings(config), embedder)
+    return DocumentStore(config, embedder)
 
 
 class Documents:

@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import grpc
+import ray
 from fastapi import FastAPI
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from ray.serve.handle import DeploymentHandle
 
+from quorum.client.sdk import model_health_name
+from quorum.cluster.affinity import pin_off
 from quorum.cluster.config import QuorumConfig
 from quorum.cluster.dispatch import ModelDispatcher
 from quorum.cluster.telemetry import setup_tracing
@@ -39,7 +43,6 @@ from .openai_http import build_openai_app
 from .reasoning_service import ReasoningServicer
 from .request_decoding import UndecodableRequestInterceptor
 from .security import BearerTokenInterceptor, TokenFile, server_credentials
-from .status import model_health_name
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,9 @@ class Gateway:
             self.port = self._server.add_secure_port(address, credentials)
         self._all_ready = asyncio.Event()
         self._statuses: dict[str, ModelStatus] = {}
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._engine_cores: set[int] = set()
+        self._allowed_cores = os.sched_getaffinity(0)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._watch_reasoning())]
         logger.info("gRPC gateway listening on %s:%d", gateway.host, self.port)
@@ -138,8 +144,19 @@ class Gateway:
 
     async def _on_status(self, model_id: str, status: ModelStatus) -> None:
         self._statuses[model_id] = status
+        if self._config.gateway.pin_off_engine_cores:
+            self._keep_off_engine_cores()
         await self._health.set(model_health_name(model_id), _serving(status.ready))
         await self._set_overall()
+
+    def _keep_off_engine_cores(self) -> None:
+        """Move this process off the cores the CPU engines of this node compute on (when they change)."""
+        busy = {core for s in self._statuses.values() if s.node_id == self._node_id for core in s.engine_cores}
+        if busy != self._engine_cores:
+            self._engine_cores = busy
+            cores = pin_off([os.getpid()], busy, self._allowed_cores)
+            if cores:
+                logger.info("gateway moved to cores %s (engines of this node compute on %s)", cores, sorted(busy))
 
     async def _set_overall(self) -> None:
         statuses = [self._statuses.get(m) for m in self._dispatcher.model_ids]

@@ -1,5 +1,6 @@
-"""What both front doors (gRPC and OpenAI HTTP) share: checking a request and building its GenerationRequest,
-and folding a stream of chunks into whole choices."""
+"""What both front doors (gRPC and OpenAI HTTP) share: the gate of a generation request (Generate, Chat and
+their streams; OpenAI's completions and chat completions), which checks it and builds its GenerationRequest,
+the Tokenize gate, and folding a stream of chunks into whole choices."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from opentelemetry import trace
 
 from quorum.cluster.config import GatewayConfig
 from quorum.cluster.dispatch import ModelDispatcher
+from quorum.cluster.errors import InvalidArgument
 from quorum.cluster.telemetry import inject_context
 from quorum.cluster.tool_calls import check_tools
 from quorum.cluster.types import (
@@ -45,10 +47,7 @@ def build_request(
     model_id = dispatcher.resolve(model)
     check_sampling(options, gateway.max_n, dispatcher.constraints)
     check_tools(tools, tool_choice, options.constraint, dispatcher.constraints)
-    if messages is not None:
-        check_messages(messages, gateway.max_prompt_chars)
-    else:
-        check_prompt(prompt or "", gateway.max_prompt_chars)
+    _check_input(gateway, prompt, messages)
     request_id = uuid.uuid4().hex
     span = trace.get_current_span()
     span.set_attribute("quorum.model", model_id)
@@ -63,6 +62,24 @@ def build_request(
         tools=tools,
         tool_choice=tool_choice,
     )
+
+
+def tokenize_request(
+    dispatcher: ModelDispatcher, gateway: GatewayConfig, model: str, prompt: str, messages: tuple[Message, ...] | None
+) -> str:
+    """The Tokenize gate: the model id, after the same input checks as a generation request's."""
+    model_id = dispatcher.resolve(model)
+    if messages is None and not prompt:
+        raise InvalidArgument("prompt", "give a prompt or messages to tokenize")
+    _check_input(gateway, prompt, messages)
+    return model_id
+
+
+def _check_input(gateway: GatewayConfig, prompt: str | None, messages: tuple[Message, ...] | None) -> None:
+    if messages is not None:
+        check_messages(messages, gateway.max_prompt_chars)
+    else:
+        check_prompt(prompt or "", gateway.max_prompt_chars)
 
 
 def merge_deltas(chunks: Iterable[GenerationChunk]) -> tuple[list[ChoiceDelta], Usage]:

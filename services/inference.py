@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 from quorum.cluster.config import GatewayConfig
 from quorum.cluster.dispatch import ModelDispatcher
-from quorum.cluster.errors import InvalidArgument
 from quorum.cluster.types import (
     DEFAULT_TOOL_CHOICE,
     GenerationChunk,
@@ -21,7 +20,6 @@ from quorum.cluster.types import (
     ToolChoice,
     ToolSpec,
 )
-from quorum.cluster.validation import check_messages, check_prompt
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import inference_pb2_grpc
 
@@ -33,7 +31,7 @@ from .convert import (
     tools_from_proto,
     usage_to_proto,
 )
-from .generation import build_request
+from .generation import build_request, tokenize_request
 from .status import Context, errors_as_status
 
 logger = logging.getLogger(__name__)
@@ -132,14 +130,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     async def Tokenize(self, request: pb.TokenizeRequest, context: Context) -> pb.TokenizeResponse:
         async with errors_as_status(context):
-            model_id = self._dispatcher.resolve(request.model)
             messages = messages_from_proto(request.messages) if request.messages else None
-            if messages is not None:
-                check_messages(messages, self._gateway.max_prompt_chars)
-            elif not request.prompt:
-                raise InvalidArgument("prompt", "give a prompt or messages to tokenize")
-            else:
-                check_prompt(request.prompt, self._gateway.max_prompt_chars)
+            model_id = tokenize_request(self._dispatcher, self._gateway, request.model, request.prompt, messages)
             token_ids = await self._dispatcher.tokenize(model_id, request.prompt or None, messages)
             return pb.TokenizeResponse(
                 model=model_id,

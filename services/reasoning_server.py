@@ -15,7 +15,7 @@ from ray.serve.handle import DeploymentHandle
 from quorum.cluster.config import QuorumConfig
 from quorum.cluster.dispatch import ModelDispatcher
 from quorum.cluster.telemetry import extract_context, setup_tracing
-from quorum.reasoning import Event, ReasoningLimits, ReasonRequest, default_registry, metrics, run_reasoning
+from quorum.reasoning import Event, ReasonRequest, default_registry, metrics, run_reasoning
 from quorum.reasoning.rag import CollectionInfo, Document, Hit, IngestResult
 from quorum.reasoning.rag.embedder import import_embedding_library
 from quorum.reasoning.retrieval import RetrieveTool
@@ -24,16 +24,6 @@ from quorum.reasoning.tools import Tool
 from .documents import Documents, document_store
 from .llm_client import DispatcherLLMClient
 from .reasoning_metrics import SINK
-
-
-def limits(config: QuorumConfig) -> ReasoningLimits:
-    reasoning = config.reasoning
-    return ReasoningLimits(
-        max_samples=reasoning.max_samples,
-        max_seconds=reasoning.max_seconds,
-        max_tokens=reasoning.max_tokens,
-        max_input_chars=reasoning.max_input_chars,
-    )
 
 
 class ReasoningServer:
@@ -48,15 +38,13 @@ class ReasoningServer:
         self._dispatcher = ModelDispatcher(config, handles)
         self._client = DispatcherLLMClient(self._dispatcher)
         self._registry = default_registry(timeout_s=config.reasoning.tool_timeout_s)
-        self._limits = limits(config)
         self._documents = Documents(document_store(config.rag))
 
     async def reason(self, request: ReasonRequest, trace_context: dict[str, str]) -> AsyncGenerator[Event, None]:
-        """The run's events; errors in the request are raised before the first event."""
+        """The run's events for a request that passed the gateway's Reason gate (see
+        ``services.reasoning_service.reason_request``); a retrieval problem is raised before the first event."""
         parent = extract_context(trace_context)
-        events = run_reasoning(
-            request, self._client, self._registry, self._limits, trace_parent=parent, retriever=self._documents
-        )
+        events = run_reasoning(request, self._client, self._registry, trace_parent=parent, retriever=self._documents)
         async for event in events:
             yield event
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -23,6 +24,7 @@ from quorum.reasoning import (
     FinalEvent,
     ReasoningError,
     ReasoningInputError,
+    ReasoningLimits,
     ReasonRequest,
     RetrievalEvent,
     SampleEvent,
@@ -33,9 +35,12 @@ from quorum.reasoning import (
     ToolCallEvent,
     ToolResultEvent,
     VoteEvent,
+    default_registry,
+    validate,
 )
 from quorum.reasoning.llm import ChatTurn
 from quorum.reasoning.rag import Document
+from quorum.reasoning.retrieval import RETRIEVE_TOOL
 from quorum.reasoning.tools import ClientTool, ToolStep
 from quorum.reasoning.tools.client import step_result
 from quorum.v1 import inference_pb2 as ipb
@@ -125,6 +130,25 @@ def request_from_proto(
         client_tools=client_tools_from_proto(message.client_tools, limits),
         steps=steps_from_proto(message.steps, (*message.tools, *(tool.name for tool in message.client_tools)), limits),
     )
+
+
+def reasoning_limits(config: ReasoningConfig) -> ReasoningLimits:
+    return ReasoningLimits(
+        max_samples=config.max_samples,
+        max_seconds=config.max_seconds,
+        max_tokens=config.max_tokens,
+        max_input_chars=config.max_input_chars,
+    )
+
+
+def reason_request(message: rpb.ReasonRequest, dispatcher: ModelDispatcher, config: ReasoningConfig) -> ReasonRequest:
+    """The Reason gate: the one place a Reason call is checked. Returns the request the reasoning deployment
+    runs without checking it again (its ``model`` the served model's id), or raises the domain error of the
+    first bad field: the model first, then the wire form (:func:`request_from_proto`), then
+    :func:`quorum.reasoning.validate` against the server's caps and tools."""
+    model_id = dispatcher.resolve(message.model)
+    plain = replace(request_from_proto(message, config, dispatcher.constraints), model=model_id)
+    return validate(plain, reasoning_limits(config), (*default_registry().names(), RETRIEVE_TOOL))
 
 
 def _bounded(check: Callable[..., T], field: str, value: Any, limits: ConstraintsConfig) -> T:
@@ -294,8 +318,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
 
     async def Reason(self, request: rpb.ReasonRequest, context: Context) -> AsyncIterator[rpb.ReasonResponse]:
         async with errors_as_status(context):
-            self._dispatcher.resolve(request.model)
-            plain = request_from_proto(request, self._config, self._dispatcher.constraints)
+            plain = reason_request(request, self._dispatcher, self._config)
             run_id = uuid.uuid4().hex
             span = trace.get_current_span()
             span.set_attribute("quorum.run_id", run_id)
@@ -308,7 +331,7 @@ class ReasoningServicer(reasoning_pb2_grpc.ReasoningServiceServicer):
                 finished = True
             except Exception as exc:
                 finished = True  # the call failed: nothing to cancel (cancel() would re-raise)
-                error = _user_error(exc, plain.model or self._dispatcher.default_model)
+                error = _user_error(exc, plain.model)
                 if error is None:
                     raise
                 raise error from None

@@ -40,11 +40,6 @@ _CODES: list[tuple[type[UserError], grpc.StatusCode]] = [
 ]
 
 
-def model_health_name(model_id: str) -> str:
-    """The grpc.health.v1 service name that reports one model's readiness."""
-    return f"model/{model_id}"
-
-
 def status_code(error: UserError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(error, cls):

@@ -42,6 +42,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,8 +53,10 @@ from .embedder import Embedder
 from .errors import CollectionNotFoundError, EmbedderMismatchError
 from .index import VectorIndex
 from .rwlock import ReadWriteLock
-from .settings import RagSettings
 from .types import Chunk, CollectionInfo, Document, Hit, IngestResult
+
+if TYPE_CHECKING:
+    from quorum.cluster.config import RagConfig
 
 DATABASE_NAME = "rag.sqlite3"
 _SNAPSHOT_ATTEMPTS = 100
@@ -71,16 +74,23 @@ class _CachedIndex:
 class DocumentStore:
     """Named collections of chunked, embedded documents under ``settings.data_dir`` (see the module docstring).
 
+    ``settings`` is the cluster config's ``rag`` section (:class:`quorum.cluster.config.RagConfig`, used by
+    attribute only: this package does not import it). ``search_threads`` is how many OpenMP threads one
+    faiss search uses (see :mod:`.index`).
+
     Safe to use from many threads, and from many processes on the same
     directory. Request errors raise :class:`RagInputError` naming the field,
     :class:`CollectionNotFoundError` or :class:`EmbedderMismatchError`.
     """
 
-    def __init__(self, settings: RagSettings, embedder: Embedder) -> None:
+    def __init__(self, settings: RagConfig, embedder: Embedder, *, search_threads: int = 1) -> None:
+        if search_threads < 1:
+            raise ValueError(f"search_threads must be at least 1, got {search_threads}")
         self._settings = settings
         self._embedder = embedder
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = settings.data_dir / DATABASE_NAME
+        self._search_threads = search_threads
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        self._path = settings.data_path / DATABASE_NAME
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -91,7 +101,7 @@ class DocumentStore:
             catalog.ensure_schema(conn)
 
     @property
-    def settings(self) -> RagSettings:
+    def settings(self) -> RagConfig:
         return self._settings
 
     @property
@@ -133,7 +143,7 @@ class DocumentStore:
         contribute several chunks.
         """
         name = validation.collection_name(collection)
-        text = validation.query(query, self._settings)
+        text = validation.query(query)
         k = validation.top_k(top_k, self._settings)
         vector = self._embed([text])[0]
         conn = self._connection()
@@ -304,7 +314,7 @@ class DocumentStore:
                     return None
             with cached.lock.write():
                 if cached.version < row.version or cached.index is None:
-                    _catch_up(conn, cached, row, self._settings.search_threads)
+                    _catch_up(conn, cached, row, self._search_threads)
 
 
 def _catch_up(conn: sqlite3.Connection, cached: _CachedIndex, row: CollectionRow, threads: int) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import RagInputError
-from .settings import RagSettings
 from .types import Document
+
+if TYPE_CHECKING:
+    from quorum.cluster.config import RagConfig
 
 COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_DOCUMENT_ID_CHARS = 256
+MAX_QUERY_CHARS = 4_096
 
 
 def collection_name(name: str) -> str:
@@ -35,7 +39,7 @@ def document_id(value: str, field: str) -> str:
     return value
 
 
-def documents(docs: Sequence[Document], settings: RagSettings) -> None:
+def documents(docs: Sequence[Document], settings: RagConfig) -> None:
     """Check one ingest's documents: count, ids (valid, unique), texts (non-blank, within the limit), metadata
     (string values, within its size limit)."""
     if not docs:
@@ -73,7 +77,7 @@ def documents(docs: Sequence[Document], settings: RagSettings) -> None:
             )
 
 
-def document_ids(ids: Sequence[str], settings: RagSettings) -> list[str]:
+def document_ids(ids: Sequence[str], settings: RagConfig) -> list[str]:
     """The distinct ids of a delete request, in order; checks each and the count."""
     if not ids:
         raise RagInputError("ids", "must not be empty")
@@ -82,16 +86,16 @@ def document_ids(ids: Sequence[str], settings: RagSettings) -> list[str]:
     return list(dict.fromkeys(document_id(value, f"ids[{i}]") for i, value in enumerate(ids)))
 
 
-def query(text: str, settings: RagSettings) -> str:
-    """``text`` when it is a usable query: not blank, at most ``max_query_chars`` characters."""
+def query(text: str) -> str:
+    """``text`` when it is a usable query: not blank, at most ``MAX_QUERY_CHARS`` characters."""
     if not isinstance(text, str) or not text.strip():
         raise RagInputError("query", "must not be empty")
-    if len(text) > settings.max_query_chars:
-        raise RagInputError("query", f"is {len(text)} characters long; the limit is {settings.max_query_chars}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise RagInputError("query", f"is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
     return text
 
 
-def top_k(value: int | None, settings: RagSettings) -> int:
+def top_k(value: int | None, settings: RagConfig) -> int:
     """``value``, or the default when it is None; it must lie in [1, ``max_top_k``]."""
     if value is None:
         return settings.default_top_k

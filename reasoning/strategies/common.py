@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import Span
 
+from quorum.cluster.types import OutputConstraint
+
 from ..answers import extract_answer
 from ..events import Event, FinalEvent, StepEvent, StopReason
 from ..llm import ChatTurn, LLMClient, Sampling, TokenUsage
@@ -55,7 +57,9 @@ def step_sampling(
         top_p=1.0 if overrides.top_p is None else overrides.top_p,
         seed=overrides.seed,
         n=n,
-        json_schema=json_schema,
+        # The strategy's grammar (ReAct's actions), built around the request's tools: errors about it name
+        # client_tools, the part of it the client wrote.
+        constraint=None if json_schema is None else OutputConstraint(json_schema=json_schema, source="client_tools"),
         fit_context=True,
         frequency_penalty=frequency_penalty,
     )

@@ -66,8 +66,8 @@ def test_the_image_installs_exactly_what_make_setup_installs_in_the_same_order()
     assert image == make
 
 
-def test_the_image_installs_quorum_with_the_engine_extra_and_prepares_the_embedded_model() -> None:
-    assert '"/opt/quorum/src[$ENGINE]"' in DOCKERFILE
+def test_the_image_installs_quorum_with_the_server_and_engine_extras_and_prepares_the_embedded_model() -> None:
+    assert '"/opt/quorum/src[server,$ENGINE]"' in DOCKERFILE
     assert "quorum models prepare --config /opt/quorum/quorum.yaml" in DOCKERFILE
     assert "model_cache_dir: /opt/quorum/models" in DOCKERFILE
 

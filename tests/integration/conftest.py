@@ -14,10 +14,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from ray import serve
 
+from quorum.client import NO_RETRY, QuorumClient
 from quorum.cluster.config import DEFAULT_CONFIG, QuorumConfig, load_config
 from quorum.cluster.deployments import llm_deployment_name
 from quorum.cluster.types import ModelStatus
-from quorum.services.client import QuorumClient
 from quorum.services.local import LocalCluster
 
 MAX_MODEL_LEN = 2048  # the shipped default: a ReAct step (worked examples + 192 tokens) needs over 1024
@@ -166,7 +166,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
     config = integration_config(collector.endpoint, str(tmp_path_factory.mktemp("rag")))
     with LocalCluster(config) as local:
         first: grpc.RpcError | None = None
-        with QuorumClient(local.target, timeout=30) as client:
+        with QuorumClient(local.target, timeout=30, retry=NO_RETRY) as client:  # the server's first answer
             try:
                 client.generate("Hello", max_tokens=1)
             except grpc.RpcError as exc:

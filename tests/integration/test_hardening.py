@@ -15,9 +15,9 @@ import pytest
 from ray import serve
 from ray.exceptions import RayError
 
+from quorum.client.sdk import QuorumClient
 from quorum.cluster.deployments import llm_deployment_name
 from quorum.cluster.types import GenerationRequest, SamplingOptions
-from quorum.services.client import QuorumClient
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from quorum.services.client import AsyncQuorumClient, QuorumClient
+from quorum.client import NO_RETRY, AsyncQuorumClient, QuorumClient
 from quorum.v1 import inference_pb2 as pb
 
 from .conftest import (
@@ -321,7 +321,7 @@ async def test_admission_control_refuses_past_the_queue_limit(cluster: RunningCl
     """smollm2-short admits 2 requests in its replica and 2 queued (conftest); a burst beyond gets
     RESOURCE_EXHAUSTED with a RetryInfo hint, the admitted ones finish, and the model keeps serving."""
     burst = 3 * (SECOND_MAX_ONGOING + SECOND_MAX_QUEUED)
-    async with AsyncQuorumClient(cluster.target, timeout=300) as client:
+    async with AsyncQuorumClient(cluster.target, timeout=300, retry=NO_RETRY) as client:  # the server's answers
 
         async def one() -> grpc.aio.AioRpcError | None:
             try:

@@ -14,8 +14,8 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from pydantic import BaseModel
 
-from quorum.services.client import QuorumClient
-from quorum.services.langchain import QuorumChatModel, QuorumError, QuorumRetriever
+from quorum.client.langchain import QuorumChatModel, QuorumError, QuorumRetriever
+from quorum.client.sdk import QuorumClient
 
 from .conftest import RunningCluster
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_tools import protoc
 
-from quorum.services.client import QuorumClient
+from quorum.client.sdk import QuorumClient
 
 from .conftest import RunningCluster, wait_for
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from quorum.services.client import QuorumClient
+from quorum.client.sdk import QuorumClient
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc
 from tests.metric_queries import SERVICE_MONITOR, chart_queries, label_names, metric_names

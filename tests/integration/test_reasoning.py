@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 import pytest
 
+from quorum.client.sdk import QuorumClient, continued_request
 from quorum.reasoning.llm import ChatTurn
 from quorum.reasoning.prompts import react_messages
 from quorum.reasoning.request import ReasonRequest, Strategy
 from quorum.reasoning.tools import default_registry
-from quorum.services.client import QuorumClient, continued_request
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 from quorum.v1 import reasoning_pb2_grpc

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from quorum.client.cli import main
 from quorum.cluster.reference import REFERENCE_PROMPTS
-from quorum.services.cli import main
 
 from .conftest import RunningCluster
 

@@ -13,7 +13,7 @@ import pytest
 import ray
 from ray import serve
 
-from quorum.services.client import AsyncQuorumClient, QuorumClient
+from quorum.client.sdk import AsyncQuorumClient, QuorumClient
 
 from .conftest import PAIR_MODEL, PAIR_REPLICAS, TP_MODEL, RunningCluster, wait_for
 

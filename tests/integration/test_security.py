@@ -17,8 +17,8 @@ import openai
 import pytest
 from openai import OpenAI
 
+from quorum.client.sdk import ClientTLS, QuorumClient
 from quorum.cluster.config import parse_config
-from quorum.services.client import ClientTLS, QuorumClient
 from quorum.services.local import LocalCluster
 
 from ..certs import issue as _issue

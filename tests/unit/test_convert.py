@@ -2,9 +2,9 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from quorum.client.sdk import sampling
 from quorum.cluster.errors import EngineUnavailable, InvalidArgument, ModelNotFound, Overloaded
 from quorum.cluster.types import ChoiceDelta, FinishReason, GenerationChunk, Usage
-from quorum.services.client import sampling
 from quorum.services.convert import merge_chunks, sampling_from_proto
 from quorum.services.status import to_status
 from quorum.v1 import inference_pb2 as pb

@@ -1,4 +1,4 @@
-"""quorum.services.k8s against recorded Kubernetes API responses.
+"""quorum.client.k8s against recorded Kubernetes API responses.
 
 Nothing of the ``kubernetes`` client is mocked: a real ``ApiClient`` (``Configuration(host=...)``) talks
 HTTP to a loopback server that answers the API paths with the JSON in ``fixtures/k8s/`` — RayService
@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from quorum.services import k8s
-from quorum.services.k8s import K8sError, RayServiceStatus
+from quorum.client import k8s
+from quorum.client.k8s import K8sError, RayServiceStatus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k8s"
 NS = "default"

@@ -23,8 +23,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from quorum.services.client import documents
-from quorum.services.langchain import (
+from quorum.client.langchain import (
     QuorumChatModel,
     ai_message,
     chat_result,
@@ -37,6 +36,7 @@ from quorum.services.langchain import (
     tool_definition,
     tool_definitions,
 )
+from quorum.client.sdk import documents
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessageChunk
 
-from quorum.services.langchain import QuorumChatModel, QuorumError, QuorumRetriever
+from quorum.client.langchain import QuorumChatModel, QuorumError, QuorumRetriever
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import inference_pb2_grpc, reasoning_pb2_grpc
 from quorum.v1 import reasoning_pb2 as rpb

@@ -230,8 +230,8 @@ def test_vllm_serves_the_w8a8_checkpoint(w8a8: QuantizeReport) -> None:
 
 
 def test_cli_scheme_choices_match_the_module() -> None:
+    from quorum.client.cli import build_parser
     from quorum.cluster.quantize import SCHEMES
-    from quorum.services.cli import build_parser
 
     args = build_parser().parse_args(["quantize", "--source", "embedded:x", "--output", "out"])
     assert args.scheme == "w8a8"
@@ -242,7 +242,7 @@ def test_cli_scheme_choices_match_the_module() -> None:
 
 
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from quorum.services.cli import main
+    from quorum.client.cli import main
 
     (tmp_path / "model").mkdir()
     assert main(["quantize", "--source", str(tmp_path / "model"), "--output", str(tmp_path / "out")]) == 2

@@ -1,5 +1,5 @@
 """ReasonRequest messages become reasoning requests: the grounding switch, the CoT prompt, client tools and
-the steps of a continued run (and the SDK helpers that continue one)."""
+the steps of a continued run (and the SDK helpers that continue one); the Reason gate."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from quorum.cluster.config import ReasoningConfig
-from quorum.reasoning.errors import ReasoningInputError
+from quorum.client.sdk import continued_request, pending_tool_call, run_tool_function
+from quorum.cluster.config import ReasoningConfig, parse_config
+from quorum.cluster.dispatch import ModelDispatcher
+from quorum.cluster.errors import ModelNotFound
+from quorum.reasoning.errors import ReasoningInputError, UnknownToolError
 from quorum.reasoning.prompts import COT_EXAMPLES, chain_of_thought_messages
 from quorum.reasoning.request import Strategy
 from quorum.reasoning.tools import ClientTool, ToolStep
-from quorum.services.client import continued_request, pending_tool_call, run_tool_function
-from quorum.services.reasoning_service import request_from_proto, steps_to_proto
+from quorum.services.reasoning_service import reason_request, request_from_proto, steps_to_proto
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 
@@ -123,3 +125,39 @@ def test_the_sdk_continues_a_run_with_a_local_functions_result() -> None:
     assert pending_tool_call(rpb.Final(stop_reason=rpb.STOP_REASON_ANSWERED)) is None
     with pytest.raises(ValueError, match="did not stop at a client tool call"):
         continued_request(request, rpb.Final(stop_reason=rpb.STOP_REASON_ANSWERED), "x")
+
+
+MODEL = "smollm2-135m-instruct"
+
+
+def _dispatcher() -> ModelDispatcher:
+    """A dispatcher over the shipped model (the gate only resolves model ids: no handle is called)."""
+    config = parse_config({"models": [{"id": MODEL, "source": "embedded:smollm2-135m-instruct"}]})
+    return ModelDispatcher(config, {MODEL: None})  # type: ignore[dict-item]
+
+
+def test_the_reason_gate_returns_the_request_the_deployment_runs() -> None:
+    message = rpb.ReasonRequest(question="What is 2 + 3?", strategy=rpb.STRATEGY_SELF_CONSISTENCY, samples=3)
+    request = reason_request(message, _dispatcher(), ReasoningConfig())
+    assert request.model == MODEL  # resolved once, here: "" is the default model
+    assert request.strategy is Strategy.SELF_CONSISTENCY
+    assert request.samples == 3
+
+
+def test_the_reason_gate_checks_the_model_first_then_every_field() -> None:
+    bad = rpb.ReasonRequest(question="", model="gpt-9")
+    with pytest.raises(ModelNotFound, match="gpt-9"):
+        reason_request(bad, _dispatcher(), ReasoningConfig())
+    with pytest.raises(ReasoningInputError, match="question: must not be empty"):
+        reason_request(rpb.ReasonRequest(question=""), _dispatcher(), ReasoningConfig())
+    hot = rpb.ReasonRequest(question="2 + 3?", sampling=rpb.ReasoningSampling(temperature=50))
+    with pytest.raises(ReasoningInputError) as info:
+        reason_request(hot, _dispatcher(), ReasoningConfig())
+    assert info.value.field == "sampling.temperature"
+    assert "must be in [0, 2]" in info.value.problem
+    with pytest.raises(UnknownToolError):
+        reason_request(
+            rpb.ReasonRequest(question="2 + 3?", strategy=rpb.STRATEGY_REACT, tools=["shell"]),
+            _dispatcher(),
+            ReasoningConfig(),
+        )

@@ -138,7 +138,7 @@ async def test_a_half_written_rotation_keeps_the_last_good_certificate(
 
 
 def test_quorum_up_tells_the_operator_how_tokens_are_revoked() -> None:
-    from quorum.services.cli import _auth_summary
+    from quorum.client.cli import _auth_summary
 
     summary = _auth_summary(GatewayConfig(auth_tokens_file="tokens.txt"))
     assert "bearer tokens from tokens.txt" in summary

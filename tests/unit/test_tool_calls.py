@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from quorum.client.sdk import chat_request
 from quorum.cluster.errors import InvalidArgument
 from quorum.cluster.tool_calls import (
     ToolCallDecoder,
@@ -22,7 +23,6 @@ from quorum.cluster.types import (
     ToolChoiceMode,
     ToolSpec,
 )
-from quorum.services.client import chat_request
 from quorum.services.convert import merge_chunks, messages_from_proto, tools_from_proto
 from quorum.v1 import inference_pb2 as pb
 

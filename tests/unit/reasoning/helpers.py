@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from quorum.reasoning.events import Event, FinalEvent
 from quorum.reasoning.llm import LLMClient
-from quorum.reasoning.request import ReasoningLimits, ReasonRequest
+from quorum.reasoning.request import ReasoningLimits, ReasonRequest, validate
 from quorum.reasoning.runner import run_reasoning
 from quorum.reasoning.tools import ToolRegistry, default_registry
 
@@ -26,8 +26,9 @@ async def drain(events: AsyncIterator[Event]) -> list[Event]:
 async def reason(
     request: ReasonRequest, client: LLMClient, registry: ToolRegistry | None = None
 ) -> tuple[list[Event], FinalEvent]:
-    """Run ``request`` through the dispatcher; the events and the final event."""
-    events = await drain(run_reasoning(request, client, registry or default_registry(), ReasoningLimits()))
+    """Run ``request`` as the gateway does (its gate's checks, then the run); the events and the final event."""
+    registry = registry or default_registry()
+    events = await drain(run_reasoning(validate(request, ReasoningLimits(), registry.names()), client, registry))
     final = events[-1]
     assert isinstance(final, FinalEvent)
     return events, final

@@ -10,8 +10,8 @@ import pytest
 from quorum.reasoning.answers import AnswerFormat
 from quorum.reasoning.errors import ReasoningError, ReasoningInputError
 from quorum.reasoning.events import FinalEvent, Passage, RetrievalEvent, StepEvent, StopReason, ToolResultEvent
-from quorum.reasoning.request import ReasoningLimits, ReasonRequest, Strategy
-from quorum.reasoning.retrieval import citations, context_passages, format_passages, rerank, supports
+from quorum.reasoning.request import ReasoningLimits, ReasonRequest, Strategy, validate
+from quorum.reasoning.retrieval import RETRIEVE_TOOL, citations, context_passages, format_passages, rerank, supports
 from quorum.reasoning.runner import run_reasoning
 from quorum.reasoning.tools import FINAL_ANSWER, default_registry
 
@@ -50,7 +50,10 @@ class FakeRetriever:
 
 
 async def _run(request: ReasonRequest, client: ScriptedClient, retriever: FakeRetriever) -> list[object]:
-    events = run_reasoning(request, client, default_registry(), ReasoningLimits(), retriever=retriever)
+    """``request`` as the gateway runs it: its gate's checks (retrieval on), then the run."""
+    registry = default_registry()
+    trusted = validate(request, ReasoningLimits(), (*registry.names(), RETRIEVE_TOOL))
+    events = run_reasoning(trusted, client, registry, retriever=retriever)
     return list(await drain(events))
 
 

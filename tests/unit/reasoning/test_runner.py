@@ -15,7 +15,7 @@ from quorum.reasoning.early_stop import EarlyStopping, StopRule
 from quorum.reasoning.errors import ReasoningInputError, StrategyUnavailableError, UnknownToolError
 from quorum.reasoning.events import AnswerCount, Event, FinalEvent, SampleEvent, StepEvent, StopReason, VoteEvent
 from quorum.reasoning.llm import ChatTurn, Sampling, StreamChunk
-from quorum.reasoning.request import Budget, ReasoningLimits, ReasonRequest, Strategy
+from quorum.reasoning.request import Budget, ReasoningLimits, ReasonRequest, Strategy, validate
 from quorum.reasoning.runner import guarded, run_reasoning
 from quorum.reasoning.state import RunState
 from quorum.reasoning.tools import ToolRegistry, default_registry
@@ -96,19 +96,20 @@ async def test_guarded_passes_foreign_timeouts_through() -> None:
         await drain(guarded(failing(), await _deadline(5), _state()))
 
 
-async def test_validation_errors_come_before_any_event() -> None:
-    client = ScriptedClient([])
+def test_the_gate_names_the_bad_field_and_returns_the_request_to_run() -> None:
+    names = default_registry().names()
     with pytest.raises(ReasoningInputError, match="question: must not be empty"):
-        await anext(run_reasoning(replace(COT, question=""), client, default_registry(), ReasoningLimits()))
+        validate(replace(COT, question=""), ReasoningLimits(), names)
     with pytest.raises(UnknownToolError):
-        await anext(run_reasoning(replace(REACT, tools=("shell",)), client, default_registry(), ReasoningLimits()))
-    assert client.calls == []
+        validate(replace(REACT, tools=("shell",)), ReasoningLimits(), names)
+    trusted = validate(replace(COT, strategy="direct"), ReasoningLimits(), names)  # type: ignore[arg-type]
+    assert trusted.strategy is Strategy.DIRECT
 
 
 async def test_rag_is_not_available_yet() -> None:
     request = replace(COT, strategy=Strategy.RAG, collection="docs")
     with pytest.raises(StrategyUnavailableError, match="rag"):
-        await anext(run_reasoning(request, ScriptedClient([]), default_registry(), ReasoningLimits()))
+        await anext(run_reasoning(request, ScriptedClient([]), default_registry()))
 
 
 class BrokenClient:
@@ -126,7 +127,7 @@ def _runs(strategy: str, outcome: str) -> float:
 async def test_client_errors_propagate_and_are_recorded(spans: InMemorySpanExporter) -> None:
     before = _runs("chain_of_thought", "error")
     with pytest.raises(RuntimeError, match="is dead"):
-        await drain(run_reasoning(COT, BrokenClient(), default_registry(), ReasoningLimits()))
+        await drain(run_reasoning(COT, BrokenClient(), default_registry()))
     assert _runs("chain_of_thought", "error") == before + 1
     (root,) = [span for span in spans.get_finished_spans() if span.name == "reason"]
     assert root.status.status_code is StatusCode.ERROR
@@ -134,7 +135,7 @@ async def test_client_errors_propagate_and_are_recorded(spans: InMemorySpanExpor
 
 async def test_closing_the_stream_early_aborts_the_engine_request() -> None:
     client = ScriptedClient([reply("Let me think step by step about it.", pieces=6)])
-    events = run_reasoning(COT, client, default_registry(), ReasoningLimits())
+    events = run_reasoning(COT, client, default_registry())
     first = await anext(events)
     assert isinstance(first, StepEvent)
     before = _runs("chain_of_thought", "cancelled")
@@ -203,12 +204,14 @@ def test_metrics_are_no_ops_without_prometheus_client(monkeypatch: pytest.Monkey
 
 
 def test_the_package_imports_neither_ray_nor_grpc() -> None:
+    """Of the cluster, reasoning imports only the plain data of an LLM call (quorum.cluster.types)."""
     import subprocess
 
     code = (
         "import sys, quorum.reasoning, quorum.reasoning.runner; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'grpc') "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'grpc', 'vllm', 'torch') "
         "or m.startswith(('quorum.cluster', 'quorum.services'))]; "
+        "bad = [m for m in bad if m not in ('quorum.cluster', 'quorum.cluster.types')]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from quorum.reasoning.rag import DocumentStore, MiniLMEmbedder, RagSettings
+from quorum.cluster.config import RagConfig
+from quorum.reasoning.rag import DocumentStore, MiniLMEmbedder
 
 from .fakes import HashEmbedder
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> RagSettings:
+def settings(tmp_path: Path) -> RagConfig:
     """Small chunks, so short test documents span several."""
-    return RagSettings(data_dir=tmp_path / "rag", chunk_chars=120, chunk_overlap=20, max_document_chars=5_000)
+    return RagConfig(data_dir=str(tmp_path / "rag"), chunk_chars=120, chunk_overlap=20, max_document_chars=5_000)
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def embedder() -> HashEmbedder:
 
 
 @pytest.fixture
-def store(settings: RagSettings, embedder: HashEmbedder) -> Iterator[DocumentStore]:
+def store(settings: RagConfig, embedder: HashEmbedder) -> Iterator[DocumentStore]:
     with DocumentStore(settings, embedder) as opened:
         yield opened
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quorum.cluster.config import RagConfig
 from quorum.reasoning.rag import (
     BUNDLED_MODEL_ID,
     Document,
     DocumentStore,
     Embedder,
     MiniLMEmbedder,
-    RagSettings,
     bundled_model_dir,
 )
 
@@ -65,7 +65,7 @@ def test_matches_the_reference_mean_pooling(minilm: MiniLMEmbedder) -> None:
 
 
 def test_semantic_matches_rank_first(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
-    with DocumentStore(RagSettings(data_dir=tmp_path), minilm) as store:
+    with DocumentStore(RagConfig(data_dir=str(tmp_path)), minilm) as store:
         store.ingest("science", CORPUS)
         queries = {
             "How do green leaves turn light into energy?": "photosynthesis",
@@ -82,7 +82,7 @@ def test_semantic_matches_rank_first(tmp_path: Path, minilm: MiniLMEmbedder) -> 
 
 
 def test_reingested_text_is_what_is_found(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
-    with DocumentStore(RagSettings(data_dir=tmp_path), minilm) as store:
+    with DocumentStore(RagConfig(data_dir=str(tmp_path)), minilm) as store:
         store.ingest("kb", CORPUS)
         store.ingest("kb", [Document("volcano", "Penguins are flightless seabirds living in Antarctica.")])
         assert store.search("kb", "birds of the south pole", top_k=1)[0].document_id == "volcano"

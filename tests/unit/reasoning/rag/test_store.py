@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from quorum.cluster.config import RagConfig
 from quorum.reasoning.rag import (
     CollectionInfo,
     CollectionNotFoundError,
     Document,
     DocumentStore,
     RagInputError,
-    RagSettings,
     catalog,
 )
 from quorum.reasoning.rag.store import DATABASE_NAME
@@ -72,8 +72,8 @@ def test_top_k_defaults_and_is_capped_by_the_collection_size(store: DocumentStor
     assert len(store.search("docs", "the", top_k=50)) == chunks
 
 
-def test_embeds_in_batches(settings: RagSettings, embedder: HashEmbedder) -> None:
-    settings = RagSettings(data_dir=settings.data_dir, chunk_chars=50, chunk_overlap=0, embed_batch_size=4)
+def test_embeds_in_batches(settings: RagConfig, embedder: HashEmbedder) -> None:
+    settings = RagConfig(data_dir=settings.data_dir, chunk_chars=50, chunk_overlap=0, embed_batch_size=4)
     with DocumentStore(settings, embedder) as store:
         result = store.ingest("docs", [Document("long", "word " * 100)])
     assert result.chunks == 10
@@ -136,7 +136,7 @@ def test_collections_are_separate(store: DocumentStore) -> None:
     assert store.search("two", "rockets")[0].text == "rockets and planets"
 
 
-def test_survives_a_restart_without_re_embedding(settings: RagSettings) -> None:
+def test_survives_a_restart_without_re_embedding(settings: RagConfig) -> None:
     with DocumentStore(settings, HashEmbedder()) as store:
         store.ingest("docs", [ANIMALS, SPACE, COOKING])
         store.delete_documents("docs", ["cooking"])
@@ -148,10 +148,10 @@ def test_survives_a_restart_without_re_embedding(settings: RagSettings) -> None:
         assert reopened.list_collections() == infos
         assert reopened.search("docs", "galaxies and telescopes", top_k=10) == expected
     assert embedder.calls == [1], "only the query is embedded; stored vectors are reused"
-    assert (settings.data_dir / DATABASE_NAME).is_file()
+    assert (settings.data_path / DATABASE_NAME).is_file()
 
 
-def test_two_instances_on_one_directory_see_each_others_writes(settings: RagSettings) -> None:
+def test_two_instances_on_one_directory_see_each_others_writes(settings: RagConfig) -> None:
     with DocumentStore(settings, HashEmbedder()) as first, DocumentStore(settings, HashEmbedder()) as second:
         first.ingest("docs", [ANIMALS])
         assert hit_ids(second, "docs", "cats") == ["animals"] * len(second.search("docs", "cats", 50))
@@ -200,14 +200,14 @@ def test_a_failure_inside_the_ingest_transaction_leaves_nothing(
     assert store.search("docs", "bread oven")[0].document_id == "cooking"
 
 
-def test_an_embedder_failure_writes_nothing(settings: RagSettings) -> None:
+def test_an_embedder_failure_writes_nothing(settings: RagConfig) -> None:
     class FailingSecondBatch(HashEmbedder):
         def embed(self, texts: Sequence[str]) -> catalog.Vectors:
             if self.calls:
                 raise RuntimeError("model crashed")
             return super().embed(texts)
 
-    settings = RagSettings(data_dir=settings.data_dir, chunk_chars=40, chunk_overlap=0, embed_batch_size=2)
+    settings = RagConfig(data_dir=settings.data_dir, chunk_chars=50, chunk_overlap=0, embed_batch_size=2)
     with DocumentStore(settings, FailingSecondBatch()) as store:
         with pytest.raises(RuntimeError, match="model crashed"):
             store.ingest("docs", [ANIMALS])
@@ -217,10 +217,11 @@ def test_an_embedder_failure_writes_nothing(settings: RagSettings) -> None:
 CRASHING_WRITER = """
 import os, sys
 from pathlib import Path
-from quorum.reasoning.rag import Document, DocumentStore, RagSettings, catalog
+from quorum.cluster.config import RagConfig
+from quorum.reasoning.rag import Document, DocumentStore, catalog
 from tests.unit.reasoning.rag.fakes import HashEmbedder
 
-store = DocumentStore(RagSettings(data_dir=Path(sys.argv[1]), chunk_chars=120, chunk_overlap=20), HashEmbedder())
+store = DocumentStore(RagConfig(data_dir=sys.argv[1], chunk_chars=120, chunk_overlap=20), HashEmbedder())
 store.ingest("docs", [Document("kept", "Acknowledged before the crash: rockets and telescopes.")])
 print("acked", flush=True)
 insert = catalog.insert_chunks
@@ -234,13 +235,13 @@ store.ingest("docs", [Document("lost", "Never acknowledged: rockets everywhere."
 """
 
 
-def test_a_process_killed_mid_ingest_loses_only_the_unacknowledged_write(settings: RagSettings) -> None:
+def test_a_process_killed_mid_ingest_loses_only_the_unacknowledged_write(settings: RagConfig) -> None:
     with DocumentStore(settings, HashEmbedder()) as store:
         store.ingest("other", [COOKING])
         assert store.search("other", "bread")[0].document_id == "cooking"  # index cached
 
         child = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(CRASHING_WRITER), str(settings.data_dir)],
+            [sys.executable, "-c", textwrap.dedent(CRASHING_WRITER), settings.data_dir],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -259,7 +260,7 @@ def test_a_process_killed_mid_ingest_loses_only_the_unacknowledged_write(setting
         assert hit_ids(reopened, "docs", "rockets everywhere") == ["kept"]
         reopened.ingest("docs", [Document("later", "writes go on after the crash")])
         assert reopened.list_collections()[0] == CollectionInfo("docs", 2, 2)
-    conn = sqlite3.connect(settings.data_dir / DATABASE_NAME)
+    conn = sqlite3.connect(settings.data_path / DATABASE_NAME)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
@@ -270,7 +271,7 @@ def version_text(version: int) -> str:
     return " ".join(f"Sentence {i} of marker version{version:03d} text." for i in range(12))
 
 
-def test_concurrent_ingest_and_search_never_see_half_an_ingest(settings: RagSettings) -> None:
+def test_concurrent_ingest_and_search_never_see_half_an_ingest(settings: RagConfig) -> None:
     rounds = 15
     seen_versions: set[str] = set()
     with DocumentStore(settings, HashEmbedder()) as reader, DocumentStore(settings, HashEmbedder()) as other:

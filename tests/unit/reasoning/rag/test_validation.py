@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from quorum.cluster.config import RagConfig
 from quorum.reasoning.errors import ReasoningError, ReasoningInputError
 from quorum.reasoning.rag import (
     CollectionNotFoundError,
@@ -13,7 +14,6 @@ from quorum.reasoning.rag import (
     DocumentStore,
     EmbedderMismatchError,
     RagInputError,
-    RagSettings,
 )
 
 from .fakes import HashEmbedder
@@ -115,7 +115,7 @@ def test_unknown_collection_is_not_found(store: DocumentStore) -> None:
         assert not isinstance(caught.value, ReasoningInputError)
 
 
-def test_embedder_mismatch(settings: RagSettings, store: DocumentStore) -> None:
+def test_embedder_mismatch(settings: RagConfig, store: DocumentStore) -> None:
     store.ingest("c", [DOC])
     with DocumentStore(settings, HashEmbedder(dimension=32)) as other:
         with pytest.raises(EmbedderMismatchError, match="built with embedder 'test/hash-embedder' \\(dimension 256\\)"):
@@ -142,21 +142,27 @@ def test_errors_pickle_with_their_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "match"),
+    "changes",
     [
-        ({"chunk_chars": 0}, "chunk_chars must be at least 1"),
-        ({"chunk_overlap": 800}, "chunk_overlap must be in"),
-        ({"chunk_overlap": -1}, "chunk_overlap must be in"),
-        ({"default_top_k": 51}, "default_top_k must be in"),
-        ({"max_top_k": 0}, "max_top_k must be at least 1"),
-        ({"embed_batch_size": 0}, "embed_batch_size must be at least 1"),
-        ({"max_documents_per_request": 0}, "max_documents_per_request must be at least 1"),
-        ({"search_threads": 0}, "search_threads must be at least 1"),
+        {"chunk_chars": 0},
+        {"chunk_overlap": 800},
+        {"chunk_overlap": -1},
+        {"default_top_k": 51},
+        {"max_top_k": 0},
+        {"embed_batch_size": 0},
+        {"max_documents_per_request": 0},
     ],
 )
-def test_settings_are_checked(tmp_path: Path, changes: dict[str, int], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        RagSettings(data_dir=tmp_path, **changes)  # type: ignore[arg-type]
+def test_settings_are_checked(tmp_path: Path, changes: dict[str, int]) -> None:
+    """The store's settings are the config's rag section: a bad value is refused naming its field."""
+    (field,) = changes
+    with pytest.raises(ValueError, match=field):
+        RagConfig(data_dir=str(tmp_path), **changes)  # type: ignore[arg-type]
+
+
+def test_search_threads_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="search_threads must be at least 1"):
+        DocumentStore(RagConfig(data_dir=str(tmp_path)), HashEmbedder(), search_threads=0)
 
 
 def test_metadata_size_is_capped_so_search_results_stay_sendable(store: DocumentStore) -> None:

@@ -1,7 +1,7 @@
 """LangChain adapters over the gRPC client: a chat model, a retriever and tool conversion.
 
     from langchain_core.tools import tool
-    from quorum.services.langchain import QuorumChatModel, QuorumRetriever
+    from quorum.client.langchain import QuorumChatModel, QuorumRetriever
 
     llm = QuorumChatModel(target="127.0.0.1:50051", temperature=0)
     llm.invoke("What is the capital of France?").content
@@ -63,7 +63,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import reasoning_pb2 as rpb
 
-from .client import AsyncQuorumClient, ClientTLS, QuorumClient
+from .sdk import AsyncQuorumClient, ClientTLS, QuorumClient
 
 __all__ = [
     "QuorumChatModel",

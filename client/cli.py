@@ -1,8 +1,14 @@
-"""The ``quorum`` command line."""
+"""The ``quorum`` command line.
+
+Client commands (generate, chat, models list, status, reason, docs, k8s, config check) need only the client
+package. Server commands (up, models prepare, models verify, quantize) import the server stack inside the
+command and exit 2 with an install hint when it is missing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import signal
 import sys
@@ -16,14 +22,39 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, GatewayConfig, QuorumConfig, load_config
+from .sdk import ClientTLS, QuorumClient, model_health_name
 
 if TYPE_CHECKING:
-    from .client import QuorumClient
+    from quorum.cluster.config import GatewayConfig, QuorumConfig
 
 console = Console()
 err = Console(stderr=True)
 DEFAULT_TARGET = "127.0.0.1:50051"
+# What each server command imports, by top-level module name: checked before the command runs.
+SERVER_MODULES = {
+    "up": ("ray", "vllm", "torch", "transformers"),
+    "models prepare": ("torch", "transformers", "tqdm"),
+    "models verify": ("torch", "transformers", "tqdm"),
+    "quantize": ("torch", "transformers", "tqdm", "compressed_tensors"),
+}
+
+
+class CommandError(Exception):
+    """A command cannot run: ``main`` prints the message and exits with ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _require_server(command: str) -> None:
+    """Raise CommandError when a module ``quorum <command>`` needs is not installed (a client-only install)."""
+    missing = [name for name in SERVER_MODULES[command] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CommandError(
+            f"`quorum {command}` needs the server stack ({', '.join(missing)} not installed): "
+            "pip install 'quorum[server,cpu]' (or 'quorum[server,gpu]' on GPU hosts)"
+        )
 
 
 def _print_rows(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
@@ -39,14 +70,19 @@ def _print_rows(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
 
 
 def _config(path: str | None) -> QuorumConfig:
-    return load_config(path or DEFAULT_CONFIG)
+    from quorum.cluster.config import DEFAULT_CONFIG, ConfigError, load_config
+
+    try:
+        return load_config(path or DEFAULT_CONFIG)
+    except ConfigError as exc:
+        raise CommandError(f"config error: {exc}") from exc
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    _require_server("up")
     from quorum.cluster.models import resolve_source
-
-    from .local import ClusterStartError, LocalCluster
-    from .ray_head import RayStartError
+    from quorum.services.local import ClusterStartError, LocalCluster
+    from quorum.services.ray_head import RayStartError
 
     config = _config(args.config)
     if args.port is not None or args.host is not None:
@@ -169,6 +205,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
+    _require_server("models prepare")
     from quorum.cluster.models import resolve_source
 
     config = _config(args.config)
@@ -178,6 +215,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
+    _require_server("models verify")
     from quorum.cluster.config import ModelConfig
     from quorum.cluster.models import ModelSourceError, resolve_source
     from quorum.cluster.reference import REFERENCE_PROMPTS, compare, reference_answers
@@ -211,8 +249,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
+    _require_server("quantize")
     from quorum.cluster.config import ModelConfig
     from quorum.cluster.models import ModelSourceError, resolve_source
     from quorum.cluster.quantize import QuantizeError, quantize_checkpoint
@@ -247,8 +284,6 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2
 
-    from .status import model_health_name
-
     status_name = health_pb2.HealthCheckResponse.ServingStatus.Name
     with _client(args) as client:
         overall = client.health()
@@ -266,7 +301,6 @@ _STRATEGY_CHOICES = ("direct", "cot", "sc", "react", "rag")
 
 def cmd_reason(args: argparse.Namespace) -> int:
     from quorum.v1 import reasoning_pb2 as rpb
-    from quorum.v1 import reasoning_pb2_grpc
 
     strategies = {
         "direct": rpb.STRATEGY_DIRECT,
@@ -288,9 +322,8 @@ def cmd_reason(args: argparse.Namespace) -> int:
         ),
     )
     with _client(args) as client:
-        stub = reasoning_pb2_grpc.ReasoningServiceStub(client.channel)
         in_thought = False
-        for event in stub.Reason(request, timeout=args.timeout, metadata=client.metadata):
+        for event in client.reason(request):
             kind = event.WhichOneof("event")
             if kind == "thought":
                 console.print(event.thought.text, end="", style="dim", markup=False, highlight=False)
@@ -389,7 +422,7 @@ def _k8s_command(args: argparse.Namespace, k8s: Any) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = load_config(str(args.file))
+    config = _config(str(args.file))
     console.print(
         f"{args.file}: valid ({len(config.models)} model(s), gRPC on {config.gateway.host}:{config.gateway.grpc_port})"
     )
@@ -406,8 +439,6 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> QuorumClient:
-    from .client import ClientTLS, QuorumClient
-
     token = Path(args.token_file).read_text().strip() if args.token_file else None
     tls = None
     if args.ca_cert or args.client_cert:
@@ -431,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start Ray, Serve, the engines and the gRPC gateway; Ctrl-C stops all")
-    up.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG.name} shipped with quorum)")
+    up.add_argument("--config", help="YAML config (default: the one shipped with quorum)")
     up.add_argument("--host", help="override gateway.host")
     up.add_argument("--port", type=int, help="override gateway.grpc_port")
     up.set_defaults(func=cmd_up)
@@ -537,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="validate a YAML config")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+    from quorum.cluster.tune import add_tune_parser  # server command: imports torch only when it runs
+
+    add_tune_parser(sub)
     return parser
 
 
@@ -547,10 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
-        err.print(f"[red]config error:[/] {exc}")
-        return 2
-
+    except CommandError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        return exc.code
     except grpc.RpcError as exc:
         err.print(f"[red]{exc.code().name}[/]: {exc.details()}")  # type: ignore[attr-defined]
         return 1

@@ -8,17 +8,24 @@ Sampling keyword arguments are the fields of ``quorum.v1.SamplingParams``. Docum
 ``quorum.v1.ReasoningService`` are reached with ``ingest``, ``search``, ``delete_documents``,
 ``delete_collection`` and ``list_collections``; ``reason`` streams a Reason run, and ``reason_with_tools``
 runs a ReAct request whose ``client_tools`` are local Python functions. LangChain adapters live in
-``quorum.services.langchain``. Failed calls raise ``grpc.RpcError`` with the server's status code and message.
+``quorum.client.langchain``.
+
+Calls that fail with UNAVAILABLE, or RESOURCE_EXHAUSTED carrying the server's ``RetryInfo``, are tried
+again after the server's delay, as the client's :class:`~quorum.client.retry.RetryPolicy` allows (3 tries
+by default, within the call's ``timeout``; streams only before their first response). Failed calls raise
+``grpc.RpcError`` with the server's status code and message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,11 +34,19 @@ from quorum.v1 import inference_pb2 as pb
 from quorum.v1 import inference_pb2_grpc, reasoning_pb2_grpc
 from quorum.v1 import reasoning_pb2 as rpb
 
+from .retry import RetryPolicy
+
 MessageLike: TypeAlias = pb.ChatMessage | tuple[str, str]
 ToolLike: TypeAlias = pb.ToolDefinition | Mapping[str, Any]
 DocumentLike: TypeAlias = rpb.Document | Mapping[str, Any] | tuple[str, str]
 Metadata: TypeAlias = tuple[tuple[str, str | bytes], ...]
 ToolFunction: TypeAlias = Callable[[dict[str, Any]], object]
+Response = TypeVar("Response")
+
+
+def model_health_name(model_id: str) -> str:
+    """The grpc.health.v1 service name that reports one model's readiness."""
+    return f"model/{model_id}"
 
 
 def sampling(**fields: Any) -> pb.SamplingParams:
@@ -189,33 +204,82 @@ def _metadata(token: str | None) -> Metadata | None:
     return (("authorization", f"Bearer {token}"),) if token else None
 
 
+class _Deadline:
+    """The time left of one call across its tries (``timeout`` None: no deadline)."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._end = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(self) -> float | None:
+        return None if self._end is None else max(self._end - time.monotonic(), 0.0)
+
+
 class QuorumClient:
-    """Blocking client. ``timeout`` (seconds) becomes each call's gRPC deadline."""
+    """Blocking client. ``timeout`` (seconds) is each call's gRPC deadline, retries included; ``retry``
+    says which failures are tried again (``RetryPolicy(max_attempts=1)``: never); ``sleep`` waits between
+    tries."""
 
     def __init__(
-        self, target: str, timeout: float | None = 120.0, token: str | None = None, tls: ClientTLS | None = None
+        self,
+        target: str,
+        timeout: float | None = 120.0,
+        token: str | None = None,
+        tls: ClientTLS | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, shared safely
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self.retry = retry
+        self._sleep = sleep
         self.metadata = _metadata(token)
         self.channel = grpc.secure_channel(target, tls.credentials()) if tls else grpc.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
         self._reasoning = reasoning_pb2_grpc.ReasoningServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
+    def _unary(self, method: Callable[..., Response], request: Any) -> Response:
+        deadline = _Deadline(self.timeout)
+        attempt = 1
+        while True:
+            try:
+                return method(request, timeout=deadline.remaining(), metadata=self.metadata)
+            except grpc.RpcError as error:
+                delay = self.retry.delay(error, attempt, deadline.remaining())
+                if delay is None:
+                    raise
+            self._sleep(delay)
+            attempt += 1
+
+    def _stream(self, method: Callable[..., Iterable[Response]], request: Any) -> Generator[Response, None, None]:
+        deadline = _Deadline(self.timeout)
+        attempt = 1
+        while True:
+            call = method(request, timeout=deadline.remaining(), metadata=self.metadata)
+            received = False
+            try:
+                for response in call:
+                    received = True
+                    yield response
+                return
+            except grpc.RpcError as error:
+                delay = None if received else self.retry.delay(error, attempt, deadline.remaining())
+                if delay is None:
+                    raise
+            finally:
+                call.cancel()  # type: ignore[attr-defined]
+            self._sleep(delay)
+            attempt += 1
+
     def generate(self, prompt: str, model: str = "", **sampling_fields: Any) -> pb.GenerateResponse:
         request = pb.GenerateRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        return self._stub.Generate(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._stub.Generate, request)
 
     def generate_stream(
         self, prompt: str, model: str = "", **sampling_fields: Any
     ) -> Generator[pb.GenerateStreamResponse, None, None]:
         request = pb.GenerateStreamRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        call = self._stub.GenerateStream(request, timeout=self.timeout, metadata=self.metadata)
-        try:
-            yield from call
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
+        return self._stream(self._stub.GenerateStream, request)
 
     def chat(
         self,
@@ -225,8 +289,7 @@ class QuorumClient:
         tool_choice: str | pb.ToolChoice | None = None,
         **sampling_fields: Any,
     ) -> pb.ChatResponse:
-        request = chat_request(messages, model, tools, tool_choice, sampling_fields)
-        return self._stub.Chat(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._stub.Chat, chat_request(messages, model, tools, tool_choice, sampling_fields))
 
     def chat_stream(
         self,
@@ -237,30 +300,22 @@ class QuorumClient:
         **sampling_fields: Any,
     ) -> Generator[pb.ChatStreamResponse, None, None]:
         request = chat_stream_request(messages, model, tools, tool_choice, sampling_fields)
-        call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self.metadata)
-        try:
-            yield from call
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
+        return self._stream(self._stub.ChatStream, request)
 
     def list_models(self) -> pb.ListModelsResponse:
-        return self._stub.ListModels(pb.ListModelsRequest(), timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._stub.ListModels, pb.ListModelsRequest())
 
     def tokenize(self, prompt: str = "", messages: Iterable[MessageLike] = (), model: str = "") -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(model=model, prompt=prompt, messages=chat_messages(messages))
-        return self._stub.Tokenize(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._stub.Tokenize, request)
 
     def list_tools(self) -> rpb.ListToolsResponse:
         """The server-side tools of ``ReasoningService`` (for ``Reason`` requests)."""
-        return self._reasoning.ListTools(rpb.ListToolsRequest(), timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._reasoning.ListTools, rpb.ListToolsRequest())
 
     def reason(self, request: rpb.ReasonRequest) -> Generator[rpb.ReasonResponse, None, None]:
         """Stream the events of one Reason run; the last one is ``final``. Closing the generator cancels it."""
-        call = self._reasoning.Reason(request, timeout=self.timeout, metadata=self.metadata)
-        try:
-            yield from call
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
+        return self._stream(self._reasoning.Reason, request)
 
     def reason_with_tools(
         self, request: rpb.ReasonRequest, functions: Mapping[str, ToolFunction]
@@ -282,33 +337,26 @@ class QuorumClient:
 
     def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
         """Chunk, embed and index documents into ``collection``; re-ingesting an id replaces the document."""
-        request = rpb.IngestRequest(collection=collection, documents=documents(docs))
-        return self._reasoning.Ingest(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._reasoning.Ingest, rpb.IngestRequest(collection=collection, documents=documents(docs)))
 
     def search(self, collection: str, query: str, top_k: int = 0) -> rpb.SearchResponse:
         """The ``top_k`` chunks of ``collection`` closest to ``query``, best first (0 = server default)."""
-        request = rpb.SearchRequest(collection=collection, query=query, top_k=top_k)
-        return self._reasoning.Search(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._reasoning.Search, rpb.SearchRequest(collection=collection, query=query, top_k=top_k))
 
     def delete_documents(self, collection: str, document_ids: Iterable[str]) -> rpb.DeleteDocumentsResponse:
         request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
-        return self._reasoning.DeleteDocuments(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._reasoning.DeleteDocuments, request)
 
     def delete_collection(self, collection: str) -> rpb.DeleteCollectionResponse:
         """Remove ``collection`` with all its documents (NOT_FOUND when it does not exist)."""
-        request = rpb.DeleteCollectionRequest(collection=collection)
-        return self._reasoning.DeleteCollection(request, timeout=self.timeout, metadata=self.metadata)
+        return self._unary(self._reasoning.DeleteCollection, rpb.DeleteCollectionRequest(collection=collection))
 
     def list_collections(self) -> rpb.ListCollectionsResponse:
-        return self._reasoning.ListCollections(
-            rpb.ListCollectionsRequest(), timeout=self.timeout, metadata=self.metadata
-        )
+        return self._unary(self._reasoning.ListCollections, rpb.ListCollectionsRequest())
 
     def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
-        reply = self._health.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout, metadata=self.metadata
-        )
-        return reply.status
+        """The grpc.health.v1 status of ``service`` ("" = the cluster, :func:`model_health_name` = a model)."""
+        return self._unary(self._health.Check, health_pb2.HealthCheckRequest(service=service)).status
 
     def close(self) -> None:
         self.channel.close()
@@ -323,30 +371,70 @@ class QuorumClient:
 
 
 class AsyncQuorumClient:
-    """asyncio client; use ``async with``. Cancelling a call cancels the RPC and the engine request."""
+    """asyncio client; use ``async with``. Cancelling a call cancels the RPC and the engine request.
+    ``timeout``, ``retry`` and ``sleep`` as for :class:`QuorumClient` (``sleep`` is awaited)."""
 
     def __init__(
-        self, target: str, timeout: float | None = 120.0, token: str | None = None, tls: ClientTLS | None = None
+        self,
+        target: str,
+        timeout: float | None = 120.0,
+        token: str | None = None,
+        tls: ClientTLS | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, shared safely
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self.retry = retry
+        self._sleep = sleep
         self._metadata = _metadata(token)
         self._channel = grpc.aio.secure_channel(target, tls.credentials()) if tls else grpc.aio.insecure_channel(target)
         self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._reasoning = reasoning_pb2_grpc.ReasoningServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
+    async def _unary(self, method: Callable[..., Awaitable[Response]], request: Any) -> Response:
+        deadline = _Deadline(self.timeout)
+        attempt = 1
+        while True:
+            try:
+                return await method(request, timeout=deadline.remaining(), metadata=self._metadata)
+            except grpc.RpcError as error:
+                delay = self.retry.delay(error, attempt, deadline.remaining())
+                if delay is None:
+                    raise
+            await self._sleep(delay)
+            attempt += 1
+
+    async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
+        deadline = _Deadline(self.timeout)
+        attempt = 1
+        while True:
+            call = method(request, timeout=deadline.remaining(), metadata=self._metadata)
+            received = False
+            try:
+                async for response in call:
+                    received = True
+                    yield response
+                return
+            except grpc.RpcError as error:
+                delay = None if received else self.retry.delay(error, attempt, deadline.remaining())
+                if delay is None:
+                    raise
+            finally:
+                call.cancel()
+            await self._sleep(delay)
+            attempt += 1
+
     async def generate(self, prompt: str, model: str = "", **sampling_fields: Any) -> pb.GenerateResponse:
         request = pb.GenerateRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        return await self._stub.Generate(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+        return await self._unary(self._stub.Generate, request)  # type: ignore[arg-type]
 
-    async def generate_stream(
+    def generate_stream(
         self, prompt: str, model: str = "", **sampling_fields: Any
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         request = pb.GenerateStreamRequest(model=model, prompt=prompt, sampling=sampling(**sampling_fields))
-        call = self._stub.GenerateStream(request, timeout=self.timeout, metadata=self._metadata)
-        async for response in call:  # type: ignore[attr-defined]
-            yield response
+        return self._stream(self._stub.GenerateStream, request)
 
     async def chat(
         self,
@@ -357,9 +445,9 @@ class AsyncQuorumClient:
         **sampling_fields: Any,
     ) -> pb.ChatResponse:
         request = chat_request(messages, model, tools, tool_choice, sampling_fields)
-        return await self._stub.Chat(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+        return await self._unary(self._stub.Chat, request)  # type: ignore[arg-type]
 
-    async def chat_stream(
+    def chat_stream(
         self,
         messages: Iterable[MessageLike],
         model: str = "",
@@ -368,56 +456,48 @@ class AsyncQuorumClient:
         **sampling_fields: Any,
     ) -> AsyncIterator[pb.ChatStreamResponse]:
         request = chat_stream_request(messages, model, tools, tool_choice, sampling_fields)
-        call = self._stub.ChatStream(request, timeout=self.timeout, metadata=self._metadata)
-        async for response in call:  # type: ignore[attr-defined]
-            yield response
+        return self._stream(self._stub.ChatStream, request)
 
     async def list_models(self) -> pb.ListModelsResponse:
-        return await self._stub.ListModels(  # type: ignore[misc]
-            pb.ListModelsRequest(), timeout=self.timeout, metadata=self._metadata
-        )
+        return await self._unary(self._stub.ListModels, pb.ListModelsRequest())  # type: ignore[arg-type]
 
     async def tokenize(
         self, prompt: str = "", messages: Iterable[MessageLike] = (), model: str = ""
     ) -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(model=model, prompt=prompt, messages=chat_messages(messages))
-        return await self._stub.Tokenize(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+        return await self._unary(self._stub.Tokenize, request)  # type: ignore[arg-type]
 
     async def list_tools(self) -> rpb.ListToolsResponse:
-        return await self._reasoning.ListTools(  # type: ignore[misc]
-            rpb.ListToolsRequest(), timeout=self.timeout, metadata=self._metadata
-        )
+        return await self._unary(self._reasoning.ListTools, rpb.ListToolsRequest())  # type: ignore[arg-type]
 
-    async def reason(self, request: rpb.ReasonRequest) -> AsyncIterator[rpb.ReasonResponse]:
+    def reason(self, request: rpb.ReasonRequest) -> AsyncIterator[rpb.ReasonResponse]:
         """Stream the events of one Reason run; the last one is ``final``."""
-        call = self._reasoning.Reason(request, timeout=self.timeout, metadata=self._metadata)
-        async for response in call:  # type: ignore[attr-defined]
-            yield response
+        return self._stream(self._reasoning.Reason, request)
 
     async def ingest(self, collection: str, docs: Iterable[DocumentLike]) -> rpb.IngestResponse:
         request = rpb.IngestRequest(collection=collection, documents=documents(docs))
-        return await self._reasoning.Ingest(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+        return await self._unary(self._reasoning.Ingest, request)  # type: ignore[arg-type]
 
     async def search(self, collection: str, query: str, top_k: int = 0) -> rpb.SearchResponse:
         request = rpb.SearchRequest(collection=collection, query=query, top_k=top_k)
-        return await self._reasoning.Search(request, timeout=self.timeout, metadata=self._metadata)  # type: ignore[misc]
+        return await self._unary(self._reasoning.Search, request)  # type: ignore[arg-type]
 
     async def delete_documents(self, collection: str, document_ids: Iterable[str]) -> rpb.DeleteDocumentsResponse:
         request = rpb.DeleteDocumentsRequest(collection=collection, document_ids=list(document_ids))
-        return await self._reasoning.DeleteDocuments(  # type: ignore[misc]
-            request, timeout=self.timeout, metadata=self._metadata
-        )
+        return await self._unary(self._reasoning.DeleteDocuments, request)  # type: ignore[arg-type]
 
     async def delete_collection(self, collection: str) -> rpb.DeleteCollectionResponse:
         request = rpb.DeleteCollectionRequest(collection=collection)
-        return await self._reasoning.DeleteCollection(  # type: ignore[misc]
-            request, timeout=self.timeout, metadata=self._metadata
-        )
+        return await self._unary(self._reasoning.DeleteCollection, request)  # type: ignore[arg-type]
 
     async def list_collections(self) -> rpb.ListCollectionsResponse:
-        return await self._reasoning.ListCollections(  # type: ignore[misc]
-            rpb.ListCollectionsRequest(), timeout=self.timeout, metadata=self._metadata
-        )
+        return await self._unary(self._reasoning.ListCollections, rpb.ListCollectionsRequest())  # type: ignore[arg-type]
+
+    async def health(self, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+        """The grpc.health.v1 status of ``service`` ("" = the cluster, :func:`model_health_name` = a model)."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply: health_pb2.HealthCheckResponse = await self._unary(self._health.Check, request)  # type: ignore[arg-type]
+        return reply.status
 
     async def close(self) -> None:
         await self._channel.close(None)
